@@ -1,0 +1,110 @@
+"""The MedMax record format: tasks, the separator, the image placeholder, token estimates."""
+
+import math
+import re
+from dataclasses import dataclass
+
+SEPARATOR = "<reserved08706>"
+IMAGE = "<image>"
+CONTEXT_TOKENS = 2048
+IMAGE_TOKENS = 1026
+
+VISUAL_CHAT = "visual_chat"
+VQA = "vqa"
+IMAGE_CAPTIONING = "image_captioning"
+IMAGE_GENERATION = "image_generation"
+REPORT_UNDERSTANDING = "report_understanding"
+MULTIMODAL_GENERATION = "multimodal_generation"
+TASKS = [
+    VISUAL_CHAT,
+    VQA,
+    IMAGE_CAPTIONING,
+    IMAGE_GENERATION,
+    REPORT_UNDERSTANDING,
+    MULTIMODAL_GENERATION,
+]
+TASK_CHOICES = [(t, t.replace("_", " ")) for t in TASKS]
+
+# Where the <image> placeholder goes in `text`.
+IMAGE_BEFORE_INSTRUCTION = "before_instruction"
+IMAGE_IN_RESPONSE = "in_response"
+IMAGE_NONE = "none"
+IMAGE_POSITION_CHOICES = [
+    (IMAGE_BEFORE_INSTRUCTION, "before the instruction (understanding)"),
+    (IMAGE_IN_RESPONSE, "inside the response (generation)"),
+    (IMAGE_NONE, "no image"),
+]
+
+_WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def estimate_text_tokens(text: str) -> int:
+    """A tokenizer-free estimate: ~1.3 tokens per word-ish piece, never below chars/4."""
+    pieces = len(_WORDISH.findall(text))
+    return max(math.ceil(pieces * 1.3), math.ceil(len(text) / 4))
+
+
+def estimate_tokens(text: str) -> int:
+    images = text.count(IMAGE)
+    return estimate_text_tokens(text.replace(IMAGE, "")) + images * IMAGE_TOKENS
+
+
+def build_text(*, instruction: str, context: str, response: str, image_position: str) -> str:
+    """instruction (+ context), the separator, then the response; <image> where the task puts it."""
+    prompt = instruction.strip()
+    if context.strip():
+        prompt = f"{prompt}\n{context.strip()}" if prompt else context.strip()
+    answer = response.strip()
+    if image_position == IMAGE_BEFORE_INSTRUCTION:
+        prompt = IMAGE + prompt
+    elif image_position == IMAGE_IN_RESPONSE and IMAGE not in answer:
+        answer = answer + IMAGE
+    return f"{prompt}{SEPARATOR}{answer}"
+
+
+@dataclass(frozen=True)
+class ParsedText:
+    instruction: str
+    response: str
+    image_position: str
+
+
+def parse_text(text: str) -> ParsedText:
+    """Split a MedMax `text` back into its parts; raises ValueError naming what is wrong."""
+    count = text.count(SEPARATOR)
+    if count != 1:
+        raise ValueError(f"text must contain exactly one {SEPARATOR} separator, found {count}")
+    prompt, answer = text.split(SEPARATOR)
+    images = text.count(IMAGE)
+    if images > 1:
+        raise ValueError(f"text has {images} {IMAGE} placeholders; MedMax allows at most one")
+    if prompt.startswith(IMAGE):
+        return ParsedText(prompt[len(IMAGE):], answer, IMAGE_BEFORE_INSTRUCTION)
+    if IMAGE in prompt:
+        raise ValueError(f"{IMAGE} inside the instruction must stand at its start")
+    if IMAGE in answer:
+        return ParsedText(prompt, answer, IMAGE_IN_RESPONSE)
+    return ParsedText(prompt, answer, IMAGE_NONE)
+
+
+def check_text(text: str, *, has_image: bool) -> list[str]:
+    """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid)."""
+    problems = []
+    try:
+        parsed = parse_text(text)
+    except ValueError as exc:
+        return [str(exc)]
+    if not parsed.instruction.strip():
+        problems.append("empty instruction")
+    # A generation record's response may be the image alone.
+    if not parsed.response.replace(IMAGE, "").strip() and parsed.image_position != IMAGE_IN_RESPONSE:
+        problems.append("empty response")
+    placeholders = text.count(IMAGE)
+    if has_image and placeholders != 1:
+        problems.append(f"record has an image but {placeholders} {IMAGE} placeholders")
+    if not has_image and placeholders:
+        problems.append(f"{IMAGE} placeholder but no image")
+    tokens = estimate_tokens(text)
+    if tokens > CONTEXT_TOKENS:
+        problems.append(f"about {tokens} tokens, over the {CONTEXT_TOKENS}-token context")
+    return problems

@@ -1,0 +1,75 @@
+from django.conf import settings
+from django.db import models
+
+from medmax_review.core.medmax import TASK_CHOICES
+
+BACKEND_TEMPLATE = "template"
+BACKEND_LOCAL = "local"
+BACKEND_OPENAI = "openai"
+BACKEND_CHOICES = [
+    (BACKEND_TEMPLATE, "template (deterministic)"),
+    (BACKEND_LOCAL, "local SmolLM2-135M-Instruct"),
+    (BACKEND_OPENAI, "OpenAI-compatible server"),
+]
+
+
+class PromptTemplate(models.Model):
+    """One version of a prompt. A version that produced candidates is never edited in place."""
+
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="templates", help_text="empty: a shipped default for every project",
+    )
+    task = models.CharField(max_length=30, choices=TASK_CHOICES)
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1)
+    text = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "task", "name", "version"], name="template_unique_version"
+            )
+        ]
+        ordering = ["task", "name", "-version"]
+
+    def __str__(self):
+        return f"{self.task}/{self.name} v{self.version}"
+
+
+class GenerationJob(models.Model):
+    PENDING, RUNNING, CANCELLED, DONE, FAILED = "pending", "running", "cancelled", "done", "failed"
+    STATUS_CHOICES = [(s, s) for s in (PENDING, RUNNING, CANCELLED, DONE, FAILED)]
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="jobs")
+    task = models.CharField(max_length=30, choices=TASK_CHOICES)
+    backend = models.CharField(max_length=20, choices=BACKEND_CHOICES, default=BACKEND_TEMPLATE)
+    model = models.CharField(max_length=200, blank=True)
+    base_url = models.CharField(max_length=500, blank=True)
+    parameters = models.JSONField(default=dict, blank=True, help_text="temperature, max_tokens, ...")
+    filters = models.JSONField(default=dict, blank=True, help_text="source, license, modality, limit")
+    samples = models.PositiveSmallIntegerField(default=1)
+    template = models.ForeignKey(PromptTemplate, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    cost_cap_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"job {self.pk} {self.task} {self.backend} ({self.status})"

@@ -1,0 +1,209 @@
+from django.conf import settings
+from django.db import models
+
+from medmax_review.core.medmax import IMAGE_POSITION_CHOICES, TASK_CHOICES
+
+# Candidate status.
+PENDING = "pending"  # waiting for its required reviews
+APPROVED = "approved"
+REJECTED = "rejected"
+ADJUDICATION = "adjudication"  # reviewers disagreed; an adjudicator decides
+FLAGGED = "flagged"  # held for discussion
+GENERATION_ERROR = "generation_error"  # model output unusable; kept with its reason
+CANDIDATE_STATUS_CHOICES = [
+    (s, s.replace("_", " "))
+    for s in (PENDING, APPROVED, REJECTED, ADJUDICATION, FLAGGED, GENERATION_ERROR)
+]
+
+# Decision actions.
+APPROVE, EDIT, REJECT, SKIP, FLAG, UNDO, ADJUDICATE = (
+    "approve", "edit", "reject", "skip", "flag", "undo", "adjudicate",
+)
+ACTION_CHOICES = [(a, a) for a in (APPROVE, EDIT, REJECT, SKIP, FLAG, UNDO, ADJUDICATE)]
+
+REJECT_REASONS = [
+    ("hallucination", "hallucination"),
+    ("laterality", "wrong laterality"),
+    ("modality", "wrong modality"),
+    ("unsafe", "unsafe advice"),
+    ("phi", "protected health information"),
+    ("poor_image", "poor image"),
+    ("off_topic", "off topic"),
+    ("formatting", "formatting"),
+    ("duplicate", "duplicate"),
+    ("other", "other"),
+]
+
+
+class Candidate(models.Model):
+    """One generated instruction-response pair for one task from one source record."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="candidates"
+    )
+    record = models.ForeignKey(
+        "sources.SourceRecord", on_delete=models.CASCADE, related_name="candidates"
+    )
+    job = models.ForeignKey(
+        "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="candidates",
+    )
+    template = models.ForeignKey(
+        "generation.PromptTemplate", null=True, blank=True, on_delete=models.PROTECT
+    )
+    # Which template version produced it ("vqa/default@v3"; "import" for imported rows).
+    # Part of the idempotency key, so it is never NULL.
+    template_ref = models.CharField(max_length=150, default="import")
+    template_version = models.PositiveIntegerField(default=0)
+    sample_index = models.PositiveSmallIntegerField(default=0)
+    task = models.CharField(max_length=30, choices=TASK_CHOICES)
+    instruction = models.TextField(blank=True)
+    context = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    image_position = models.CharField(max_length=20, choices=IMAGE_POSITION_CHOICES)
+    provenance = models.JSONField(default=dict, blank=True, help_text="backend, model, params, ...")
+    raw_output = models.TextField(blank=True)
+    generation_error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=CANDIDATE_STATUS_CHOICES, default=PENDING)
+    scores = models.JSONField(default=dict, blank=True, help_text="{name: {value, band, evidence}}")
+    priority = models.FloatField(default=0.0)
+    # Optimistic concurrency: bumped on every change of text or status.
+    version = models.PositiveIntegerField(default=1)
+    credential = models.BooleanField(default=False, help_text="copied from the record, for the queue")
+    edited = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A redelivered or repeated generation task never makes a second candidate.
+            models.UniqueConstraint(
+                fields=["record", "task", "template_ref", "sample_index"],
+                name="candidate_unique_generation",
+            ),
+        ]
+        indexes = [
+            # The candidate browser: keyset pagination by id within a project and status.
+            models.Index(fields=["project", "status", "id"], name="candidate_browse_idx"),
+            # Export: approved candidates of a project in id order.
+            models.Index(fields=["project", "task", "status"], name="candidate_task_idx"),
+        ]
+
+    def __str__(self):
+        return f"candidate {self.pk} ({self.task}, {self.status})"
+
+
+class ReviewSlot(models.Model):
+    """One of the N reviews a candidate needs. A claim is a reviewer's lease on a slot."""
+
+    OPEN, CLAIMED, DONE = "open", "claimed", "done"
+    STATE_CHOICES = [(s, s) for s in (OPEN, CLAIMED, DONE)]
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="slots")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE)
+    index = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=OPEN)
+    priority = models.FloatField(default=0.0, help_text="copied from the candidate, for the queue")
+    credential = models.BooleanField(default=False)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "index"], name="slot_unique_index"),
+            # One reviewer never holds two slots of one candidate.
+            models.UniqueConstraint(
+                fields=["candidate", "reviewer"], name="slot_unique_reviewer",
+                condition=models.Q(reviewer__isnull=False),
+            ),
+        ]
+        indexes = [
+            # claim_next: the open slots of a project, highest priority first.
+            models.Index(
+                fields=["project", "-priority", "id"], name="slot_queue_idx",
+                condition=models.Q(state="open"),
+            ),
+            # Releasing expired claims.
+            models.Index(
+                fields=["project", "claim_expires_at"], name="slot_expiry_idx",
+                condition=models.Q(state="claimed"),
+            ),
+        ]
+
+
+class Revision(models.Model):
+    """One immutable saved version of a text field. author=None: the model (or the importer)."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="revisions")
+    field = models.CharField(max_length=20)
+    text = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    candidate_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["candidate", "field", "id"], name="revision_history_idx")]
+
+
+class Decision(models.Model):
+    """One reviewer's verdict on one candidate; immutable. Undo is a later decision, not a delete."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        help_text="empty for a system decision",
+    )
+    action = models.CharField(max_length=12, choices=ACTION_CHOICES)
+    reason = models.CharField(max_length=20, choices=REJECT_REASONS, blank=True)
+    comment = models.TextField(blank=True)
+    system_note = models.CharField(max_length=500, blank=True)
+    candidate_version = models.PositiveIntegerField()
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by"
+    )
+    # For edit decisions: the final instruction/response the reviewer approved.
+    instruction = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    # A client-made key: the same submission sent twice is recorded once.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["reviewer", "created_at"], name="decision_reviewer_idx")]
+
+
+class Draft(models.Model):
+    """Autosaved, unsubmitted edits of one reviewer on one candidate (mutable by design)."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="drafts")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    instruction = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    base_version = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "reviewer"], name="draft_unique_reviewer")
+        ]
+
+
+class AuditEntry(models.Model):
+    """Bulk and admin actions, for the record."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=50)
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
