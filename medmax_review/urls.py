@@ -14,6 +14,7 @@ urlpatterns = [
     path("p/<slug:slug>/import/", include("medmax_review.sources.urls")),
     path("p/<slug:slug>/generation/", include("medmax_review.generation.urls")),
     path("p/<slug:slug>/review/", include("medmax_review.review.urls")),
+    path("p/<slug:slug>/candidates/", include("medmax_review.review.browse_urls")),
     path("p/<slug:slug>/exports/", include("medmax_review.exports.urls")),
     path("images/", include("medmax_review.sources.image_urls")),
 ]

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from medmax_review.scoring import services
+
+
+@shared_task(acks_late=True)
+def score_candidates(candidate_ids: list[int]) -> int:
+    """Score (or re-score) these candidates; scoring the same candidate twice changes nothing."""
+    return services.candidates_score(candidate_ids=candidate_ids)
