@@ -1,0 +1,72 @@
+"""Load the bundled demo: a project, an admin and a reviewer, the sample records, candidates."""
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from medmax_review.core import medmax
+from medmax_review.generation import services as generation
+from medmax_review.projects import services as projects
+from medmax_review.projects.models import ADMIN, REVIEWER
+from medmax_review.sources.services import records_import
+
+DEMO_DIR = Path(settings.BASE_DIR) / "demo_data"
+DEMO_FILES = ["vqa_rad.jsonl", "slake.jsonl", "skimage.jsonl", "dicom"]
+DEMO_GUIDELINES = """\
+# Reviewing demo candidates
+
+- Approve only if every statement in the response is supported by the image and source text.
+- Reject with **wrong laterality** when left and right are swapped, **wrong modality** when
+  the imaging technique is misnamed, **hallucination** for unsupported findings.
+- Edit small slips (spelling, a missing unit) instead of rejecting.
+- Never approve text that names or dates a patient.
+"""
+DEMO_TASKS = [medmax.VQA, medmax.IMAGE_CAPTIONING, medmax.IMAGE_GENERATION]
+
+
+class Command(BaseCommand):
+    help = "Create the demo project, its admin and reviewer accounts, import and generate."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--slug", default="demo")
+
+    def handle(self, *args, slug, **options):
+        project, created = projects.project_get_or_create(slug=slug, name="Demo: radiology VQA")
+        if created:
+            project.guidelines = DEMO_GUIDELINES
+            project.save(update_fields=["guidelines"])
+        self._account(project, "admin", ADMIN, superuser=True)
+        self._account(project, "reviewer", REVIEWER)
+        for name in DEMO_FILES:
+            report = records_import(project=project, path=DEMO_DIR / name)
+            self.stdout.write(
+                f"{name}: {report.created} records imported, {report.duplicates} already there,"
+                f" {len(report.errors)} problems"
+            )
+            for error in report.errors:
+                self.stdout.write(f"  {error}")
+        for task in DEMO_TASKS:
+            job = generation.job_create(project=project, task=task, backend="template")
+            generation.job_run(job_id=job.pk)
+            job.refresh_from_db()
+            self.stdout.write(f"{task}: {job.done} candidates generated, {job.failed} failed")
+
+    def _account(self, project, username, role, superuser=False):
+        users = get_user_model().objects
+        if users.filter(username=username).exists():
+            self.stdout.write(f"account {username!r} exists; its password is unchanged")
+            user = users.get(username=username)
+        else:
+            password = secrets.token_urlsafe(12)
+            user = projects.user_create(
+                username=username, password=password, credentialed=superuser,
+                is_staff=superuser, is_superuser=superuser,
+            )
+            self.stdout.write(self.style.SUCCESS(
+                f"created {role} account  username: {username}  password: {password}"
+                "  (shown once)"
+            ))
+        projects.membership_set(project=project, user=user, role=role)
