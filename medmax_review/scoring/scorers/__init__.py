@@ -1,0 +1,1 @@
+"""Pre-scoring checks. Each module holds one pure scorer returning a ScoreResult."""
