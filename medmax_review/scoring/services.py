@@ -1,21 +1,40 @@
 """Pre-scoring: run the scorers over candidates, store scores and queue priority, auto-reject."""
 
+import hashlib
+from collections import defaultdict
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, FloatField, Value, When
 from django.utils import timezone
 
 from medmax_review.core.medmax import IMAGE_NONE
 from medmax_review.review.models import PENDING, REJECT, REJECTED, Candidate, Decision, ReviewSlot
+from medmax_review.scoring.models import (
+    CandidateBand,
+    CandidateSignature,
+    ImageFingerprint,
+    ImageHashBand,
+)
+from medmax_review.scoring.scorers import image as image_scorer
+from medmax_review.scoring.scorers import near_duplicate
 from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult
+from medmax_review.scoring.scorers.consistency import score_consistency
 from medmax_review.scoring.scorers.format import score_format
+from medmax_review.scoring.scorers.grounding import score_grounding
+from medmax_review.scoring.scorers.llm_judge import NAME as LLM_JUDGE
+from medmax_review.scoring.scorers.llm_judge import score_llm_judge
 from medmax_review.scoring.scorers.phi import score_phi
+from medmax_review.sources.images import image_path
+from medmax_review.sources.models import SourceRecord
 
 BATCH_SIZE = 500
 
 # Scorers that need nothing but the candidate's and its record's text.
-TEXT_SCORERS: list[Callable[[ScoreInput], ScoreResult]] = [score_phi, score_format]
+TEXT_SCORERS: list[Callable[[ScoreInput], ScoreResult]] = [
+    score_grounding, score_consistency, score_phi, score_format,
+]
 
 # The reject reason recorded when a score falls under the project's threshold.
 REJECT_REASON_FOR = {
@@ -66,9 +85,14 @@ def candidate_scores_compute(*, item: ScoreInput) -> dict:
     return {result.name: result.as_dict() for result in (scorer(item) for scorer in TEXT_SCORERS)}
 
 
-def candidates_score(*, candidate_ids: list[int]) -> int:
-    """Score these candidates; returns how many were scored. Running it twice changes nothing."""
+def candidates_score(*, candidate_ids: list[int], llm_judge: bool = False) -> int:
+    """Score these candidates; returns how many were scored. Running it twice changes nothing.
+
+    The LLM judge runs when `llm_judge` is set or the project puts a threshold on it, and only
+    if a backend is configured (OPENAI_BASE_URL and OPENAI_MODEL).
+    """
     ids = sorted(set(candidate_ids))
+    judge = _judge_client()
     scored = 0
     for start in range(0, len(ids), BATCH_SIZE):
         batch = list(
@@ -76,15 +100,54 @@ def candidates_score(*, candidate_ids: list[int]) -> int:
             .select_related("record", "record__image", "project")
             .order_by("id")
         )
-        _score_batch(batch)
+        _score_batch(batch, judge=judge, llm_judge=llm_judge)
         scored += len(batch)
     return scored
 
 
-def _score_batch(batch: list[Candidate]) -> None:
+def _judge_client():
+    if not (settings.OPENAI_BASE_URL and settings.OPENAI_MODEL):
+        return None
+    from openai import OpenAI  # imported only when a judge backend is configured
+
+    return OpenAI(
+        base_url=settings.OPENAI_BASE_URL, api_key=settings.OPENAI_API_KEY or "unused",
+        timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES,
+    )
+
+
+def _text_sha1(candidate: Candidate) -> str:
+    text = "\x00".join((candidate.instruction, candidate.context, candidate.response))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _judge_score(candidate: Candidate, item: ScoreInput, *, judge, wanted: bool) -> dict | None:
+    """The judge's score; a verdict already given for the same text is kept, not asked again."""
+    thresholds = candidate.project.auto_reject_thresholds or {}
+    if judge is None or not (wanted or LLM_JUDGE in thresholds):
+        return candidate.scores.get(LLM_JUDGE)
+    previous = candidate.scores.get(LLM_JUDGE)
+    text_sha1 = _text_sha1(candidate)
+    if previous and previous.get("text_sha1") == text_sha1:
+        return previous
+    score = score_llm_judge(item, client=judge, model=settings.OPENAI_MODEL).as_dict()
+    score["text_sha1"] = text_sha1
+    return score
+
+
+def _score_batch(batch: list[Candidate], *, judge=None, llm_judge: bool = False) -> None:
+    image_scores = _image_scores(batch)
+    duplicate_scores = _near_duplicate_scores(batch)
     changed = []
     for candidate in batch:
-        scores = candidate_scores_compute(item=score_input_for(candidate))
+        item = score_input_for(candidate)
+        scores = candidate_scores_compute(item=item)
+        if candidate.id in image_scores:
+            scores[image_scorer.NAME] = image_scores[candidate.id]
+        scores[near_duplicate.NAME] = duplicate_scores[candidate.id]
+        judged = _judge_score(candidate, item, judge=judge, wanted=llm_judge)
+        if judged is not None:
+            scores[LLM_JUDGE] = judged
         priority = priority_for(scores)
         if scores != candidate.scores or priority != candidate.priority:
             candidate.scores, candidate.priority = scores, priority
@@ -99,6 +162,161 @@ def _score_batch(batch: list[Candidate]) -> None:
                 output_field=FloatField(),
             ))
         _auto_reject(batch)
+
+
+# --- images -------------------------------------------------------------------------------
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def image_fingerprints_ensure(*, assets: list) -> dict[int, ImageFingerprint]:
+    """{image id: fingerprint}, computing (once) those not stored yet."""
+    by_id = {a.id: a for a in assets}
+    known = {f.image_id: f for f in ImageFingerprint.objects.filter(image_id__in=by_id)}
+    fresh = []
+    for image_id, asset in by_id.items():
+        if image_id in known:
+            continue
+        facts = image_scorer.image_inspect(image_path(asset))
+        fresh.append(ImageFingerprint(
+            image_id=image_id, decodable=facts.decodable, error=facts.error[:300],
+            width=facts.width, height=facts.height, stddev=facts.stddev,
+            dhash=_signed64(facts.dhash),
+        ))
+    if fresh:
+        with transaction.atomic():
+            ImageFingerprint.objects.bulk_create(fresh, ignore_conflicts=True)
+            stored = ImageFingerprint.objects.filter(
+                image_id__in=[f.image_id for f in fresh]
+            ).exclude(bands__isnull=False)
+            ImageHashBand.objects.bulk_create([
+                ImageHashBand(fingerprint=f, key=i * 256 + band)
+                for f in stored if f.decodable
+                for i, band in enumerate(image_scorer.hash_bands(f.dhash_unsigned))
+            ])
+        known = {f.image_id: f for f in ImageFingerprint.objects.filter(image_id__in=by_id)}
+    return known
+
+
+def _near_images(fingerprints: list[ImageFingerprint]) -> dict[int, list[tuple[int, int]]]:
+    """{image id: [(other image id, distance)]} through equal hash bands, never all pairs."""
+    keys_of = {
+        f.image_id: {i * 256 + b for i, b in enumerate(image_scorer.hash_bands(f.dhash_unsigned))}
+        for f in fingerprints if f.decodable
+    }
+    all_keys = set().union(*keys_of.values()) if keys_of else set()
+    if not all_keys:
+        return {}
+    sharing = defaultdict(set)
+    for key, image_id, dhash in ImageHashBand.objects.filter(key__in=all_keys).values_list(
+        "key", "fingerprint__image_id", "fingerprint__dhash"
+    ):
+        sharing[key].add((image_id, dhash & ((1 << 64) - 1)))
+    result = {}
+    for f in fingerprints:
+        others = set().union(*(sharing[k] for k in keys_of.get(f.image_id, ())))
+        result[f.image_id] = sorted(
+            (other_id, d) for other_id, other_hash in others
+            if other_id != f.image_id
+            and (d := image_scorer.hamming(f.dhash_unsigned, other_hash))
+            <= image_scorer.NEAR_DUPLICATE_DISTANCE
+        )
+    return result
+
+
+def _image_scores(batch: list[Candidate]) -> dict[int, dict]:
+    with_image = [c for c in batch if c.record.image_id]
+    if not with_image:
+        return {}
+    fingerprints = image_fingerprints_ensure(assets=[c.record.image for c in with_image])
+    near = _near_images(list(fingerprints.values()))
+    project_ids = {c.project_id for c in with_image}
+    image_ids = set(fingerprints) | {o for pairs in near.values() for o, _ in pairs}
+    records_of = defaultdict(list)  # (project, image) -> [(record id, label)]
+    for record_id, project_id, image_id, source, external_id in SourceRecord.objects.filter(
+        project_id__in=project_ids, image_id__in=image_ids
+    ).values_list("id", "project_id", "image_id", "source", "external_id").order_by("id"):
+        records_of[(project_id, image_id)].append((record_id, f"{source}:{external_id}"))
+    scores = {}
+    for c in with_image:
+        image_id = c.record.image_id
+        same = [label for rid, label in records_of[(c.project_id, image_id)] if rid != c.record_id]
+        near_labels = [
+            (label, distance)
+            for other_id, distance in near.get(image_id, [])
+            for _, label in records_of[(c.project_id, other_id)][:1]
+        ]
+        f = fingerprints[image_id]
+        facts = image_scorer.ImageFacts(
+            decodable=f.decodable, error=f.error, width=f.width, height=f.height,
+            stddev=f.stddev, dhash=f.dhash_unsigned,
+        )
+        scores[c.id] = image_scorer.score_image(
+            facts, same_image_records=same, near_duplicates=near_labels
+        ).as_dict()
+    return scores
+
+
+# --- near-duplicate candidates ------------------------------------------------------------
+
+def candidate_signatures_ensure(*, candidates: list[Candidate]) -> dict[int, list[int]]:
+    """{candidate id: MinHash}, (re)computing only those whose text changed."""
+    stored = {s.candidate_id: s for s in CandidateSignature.objects.filter(candidate__in=candidates)}
+    stale = []
+    result = {}
+    for c in candidates:
+        sha1 = _text_sha1(c)
+        s = stored.get(c.id)
+        if s is not None and s.text_sha1 == sha1:
+            result[c.id] = s.minhash
+            continue
+        text = "\n".join((c.instruction, c.context, c.response))
+        result[c.id] = near_duplicate.minhash(text)
+        stale.append((c, sha1, result[c.id], bool(near_duplicate.shingles(text))))
+    if stale:
+        with transaction.atomic():
+            CandidateSignature.objects.filter(candidate_id__in=[c.id for c, *_ in stale]).delete()
+            signatures = CandidateSignature.objects.bulk_create([
+                CandidateSignature(candidate=c, project_id=c.project_id, text_sha1=sha1, minhash=mh)
+                for c, sha1, mh, _ in stale
+            ])
+            CandidateBand.objects.bulk_create([
+                CandidateBand(signature=s, project_id=c.project_id, candidate_id_copy=c.id, key=key)
+                for s, (c, _, mh, has_text) in zip(signatures, stale, strict=True) if has_text
+                for key in near_duplicate.lsh_bands(mh)
+            ], batch_size=2000)
+    return result
+
+
+def _near_duplicate_scores(batch: list[Candidate]) -> dict[int, dict]:
+    """Each candidate is compared with EARLIER candidates of its project only, so the later copy
+    is the one flagged and the result does not depend on the order of scoring."""
+    signatures = candidate_signatures_ensure(candidates=batch)
+    keys_of = {c.id: near_duplicate.lsh_bands(signatures[c.id]) for c in batch}
+    by_project = defaultdict(list)
+    for c in batch:
+        by_project[c.project_id].append(c)
+    matches: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for project_id, members in by_project.items():
+        all_keys = {k for c in members for k in keys_of[c.id]}
+        sharing = defaultdict(set)
+        for key, other in CandidateBand.objects.filter(
+            project_id=project_id, key__in=all_keys, candidate_id_copy__lt=max(c.id for c in members)
+        ).values_list("key", "candidate_id_copy"):
+            sharing[key].add(other)
+        pairs = {
+            (c.id, other) for c in members for k in keys_of[c.id] for other in sharing[k]
+            if other < c.id
+        }
+        other_ids = {o for _, o in pairs}
+        other_sigs = dict(CandidateSignature.objects.filter(
+            candidate_id__in=other_ids).values_list("candidate_id", "minhash"))
+        for cid, other in sorted(pairs):
+            sim = near_duplicate.similarity(signatures[cid], other_sigs[other])
+            if sim >= near_duplicate.SIMILAR:
+                matches[cid].append((other, sim))
+    return {c.id: near_duplicate.score_near_duplicate(matches[c.id]).as_dict() for c in batch}
 
 
 def _threshold_breach(candidate: Candidate) -> tuple[str, float, float] | None:
