@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from medmax_review.sources import views
+
+urlpatterns = [
+    path("<str:sha256>/", views.image_file, name="image_file"),
+]
