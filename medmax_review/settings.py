@@ -131,6 +131,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A late-acked task whose worker died is handed out again after this many seconds.
+    _visibility = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility,
+        "unacked_restore_interval": max(1, min(10, _visibility // 2)),
+        "unacked_restore_throttle": 1,
+    }
 
 # LLM backends. Keys stay in the worker's environment; they never travel through the broker.
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
@@ -143,6 +151,10 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 4)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
 LOCAL_MODEL_PATH = env_str("LOCAL_MODEL_PATH", "")
 LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 2)
+# Generation jobs: items per batch (cancel is checked between batches), and how long a running
+# job may go without a heartbeat before another worker may take it over.
+GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 32)
+GENERATION_STALE_SECONDS = env_int("GENERATION_STALE_SECONDS", 120)
 
 # Review.
 CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 300)

@@ -40,6 +40,11 @@ class PromptTemplate(models.Model):
     def __str__(self):
         return f"{self.task}/{self.name} v{self.version}"
 
+    @property
+    def ref(self) -> str:
+        """What candidates record (and what makes them unique): "vqa/default@v2"."""
+        return f"{self.task}/{self.name}@v{self.version}"
+
 
 class GenerationJob(models.Model):
     PENDING, RUNNING, CANCELLED, DONE, FAILED = "pending", "running", "cancelled", "done", "failed"
@@ -67,9 +72,18 @@ class GenerationJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     error = models.TextField(blank=True)
+    # The records chosen at launch, in order: resuming or re-running never re-selects.
+    record_ids = models.JSONField(default=list, blank=True)
+    skipped = models.PositiveIntegerField(default=0, help_text="records lacking the task's text")
+    skip_note = models.CharField(max_length=300, blank=True)
+    # Touched after every batch; a running job without a recent heartbeat may be taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
 
     def __str__(self):
         return f"job {self.pk} {self.task} {self.backend} ({self.status})"

@@ -1,0 +1,101 @@
+"""Reads for generation: record selection, job progress, templates."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from medmax_review.generation.models import GenerationJob, PromptTemplate
+from medmax_review.generation.prompts import ALLOWED_FIELDS, TASK_NEEDS
+from medmax_review.projects.models import Project
+from medmax_review.review.models import GENERATION_ERROR, Candidate
+from medmax_review.sources.models import SourceRecord
+
+FILTER_KEYS = ("source", "license", "modality", "limit", "only_new")
+
+
+def records_matching(*, project: Project, filters: dict) -> QuerySet[SourceRecord]:
+    """Records of the project that pass the source / licence / modality filters, by id."""
+    records = SourceRecord.objects.filter(project=project)
+    for key in ("source", "license", "modality"):
+        value = (filters.get(key) or "").strip()
+        if value:
+            records = records.filter(**{f"{key}__iexact": value})
+    return records.order_by("id")
+
+
+def records_usable(*, records: QuerySet[SourceRecord], task: str) -> QuerySet[SourceRecord]:
+    """Those with an image and the text the task needs."""
+    needs = Q()
+    for group in TASK_NEEDS[task]:
+        has_group = Q()
+        for name in group:
+            has_group &= ~Q(**{name: ""})
+        needs |= has_group
+    return records.filter(needs, image__isnull=False)
+
+
+def records_not_generated(
+    *, records: QuerySet[SourceRecord], task: str, template_ref: str
+) -> QuerySet[SourceRecord]:
+    done = Candidate.objects.filter(record=OuterRef("pk"), task=task, template_ref=template_ref)
+    return records.filter(~Exists(done))
+
+
+def jobs_for_project(*, project: Project) -> QuerySet[GenerationJob]:
+    return GenerationJob.objects.filter(project=project).select_related("template", "launched_by")
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    total: int
+    done: int
+    failed: int
+    percent: int
+    rate_per_minute: float | None
+    seconds_left: int | None
+    active: bool
+
+
+def job_progress(*, job: GenerationJob) -> JobProgress:
+    finished = job.done + job.failed
+    percent = int(100 * finished / job.total) if job.total else 100
+    rate = seconds_left = None
+    active = job.status in (GenerationJob.PENDING, GenerationJob.RUNNING)
+    if job.started_at and finished:
+        end = job.finished_at if not active and job.finished_at else timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.001)
+        rate = finished / elapsed * 60
+        if active:
+            seconds_left = int((job.total - finished) / (finished / elapsed))
+    return JobProgress(job.total, job.done, job.failed, percent, rate, seconds_left, active)
+
+
+def job_failed_candidates(*, job: GenerationJob, limit: int = 50) -> QuerySet[Candidate]:
+    return (
+        Candidate.objects.filter(job=job, status=GENERATION_ERROR)
+        .select_related("record")
+        .order_by("id")[:limit]
+    )
+
+
+def job_is_stale(*, job: GenerationJob, stale_seconds: int) -> bool:
+    if job.status != GenerationJob.RUNNING or job.heartbeat_at is None:
+        return False
+    return job.heartbeat_at < timezone.now() - timedelta(seconds=stale_seconds)
+
+
+def templates_for_project(*, project: Project) -> QuerySet[PromptTemplate]:
+    """The shipped defaults and the project's own versions, newest version first."""
+    return PromptTemplate.objects.filter(Q(project=project) | Q(project__isnull=True)).order_by(
+        "task", "name", "-version"
+    )
+
+
+def template_latest(*, project: Project, task: str, name: str = "default") -> PromptTemplate | None:
+    return templates_for_project(project=project).filter(task=task, name=name).first()
+
+
+def template_fields_list() -> str:
+    return ", ".join("{" + name + "}" for name in ALLOWED_FIELDS)

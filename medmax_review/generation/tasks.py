@@ -1,0 +1,15 @@
+from celery import shared_task
+from django.conf import settings
+
+from medmax_review.generation import services
+
+
+# Late ack: a job whose worker dies is handed out again. Safe because job_run is idempotent
+# (tests/generation/test_worker.py kills a worker mid-job to prove it).
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_job(self, job_id: int) -> str:
+    outcome = services.job_run(job_id=job_id)
+    if outcome == services.BUSY:
+        # Another worker holds it; look again once its heartbeat would have gone stale.
+        raise self.retry(countdown=settings.GENERATION_STALE_SECONDS)
+    return outcome

