@@ -28,7 +28,7 @@ class ImageFacts:
 def difference_hash(im: Image.Image) -> int:
     """64-bit dHash: is each pixel brighter than its right neighbour, on a 9x8 grey thumbnail."""
     small = im.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-    px = list(small.getdata())
+    px = small.tobytes()  # one byte per pixel in mode "L"
     bits = 0
     for row in range(8):
         for col in range(8):
