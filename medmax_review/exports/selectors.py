@@ -1,0 +1,187 @@
+"""Reads for exports: approved candidates in id batches, with their record, image and reviews."""
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+
+from medmax_review.exports.models import DatasetVersion
+from medmax_review.projects.models import Project
+from medmax_review.review.models import (
+    ADJUDICATE,
+    APPROVE,
+    APPROVED,
+    EDIT,
+    REJECT,
+    UNDO,
+    Candidate,
+    Decision,
+)
+from medmax_review.sources.models import ImageAsset, SourceRecord
+
+# Verdicts count toward agreement; skip and flag do not.
+VERDICTS = (APPROVE, EDIT, REJECT, ADJUDICATE)
+AGREEING = (APPROVE, EDIT, ADJUDICATE)
+
+
+@dataclass
+class Review:
+    """The effective verdicts on one candidate (undone decisions removed)."""
+
+    reviewers: list[str] = field(default_factory=list)
+    human_verdicts: int = 0
+    agreeing: int = 0
+    unanimous: bool = True
+    final: str = ""
+
+
+@dataclass
+class ExportRow:
+    candidate_id: int
+    record_id: int
+    task: str
+    instruction: str
+    context: str
+    response: str
+    image_position: str
+    template_ref: str
+    template_version: int
+    model: str
+    edited: bool
+    scores: dict | None
+    source: str
+    license: str
+    credential: str
+    image_sha256: str  # "" when the record has no image
+    image_format: str
+    image_file: str  # the store's own path under MEDIA_ROOT, never a path from imported data
+    review: Review
+
+
+def export_queryset(*, project: Project, options: dict) -> QuerySet:
+    """Approved candidates of the project matching the export filters (SQL-side filters only)."""
+    qs = Candidate.objects.filter(project=project, status=APPROVED)
+    if options.get("tasks"):
+        qs = qs.filter(task__in=options["tasks"])
+    if options.get("sources"):
+        qs = qs.filter(record__source__in=options["sources"])
+    if options.get("licenses"):
+        qs = qs.filter(record__license__in=options["licenses"])
+    if options.get("exclude_licenses"):
+        qs = qs.exclude(record__license__in=options["exclude_licenses"])
+    if options.get("since"):
+        qs = qs.filter(decided_at__gte=_day_start(options["since"]))
+    if options.get("until"):
+        # The until day is included.
+        qs = qs.filter(decided_at__lt=_day_start(options["until"]) + dt.timedelta(days=1))
+    return qs
+
+
+def _day_start(day: str) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time.min, tzinfo=dt.UTC)
+
+
+def export_count(*, project: Project, options: dict) -> int:
+    return export_queryset(project=project, options=options).count()
+
+
+_COLUMNS = (
+    "id", "record_id", "task", "instruction", "context", "response", "image_position",
+    "template_ref", "template_version", "provenance__model", "edited",
+)
+
+
+def export_batches(
+    *, project: Project, options: dict, batch_size: int = 2000
+) -> Iterator[list[ExportRow]]:
+    """Rows in id order, one batch at a time: keyset on id, so memory stays flat at any size.
+
+    Only the needed columns are read; records, images and decisions are fetched per batch.
+    """
+    base = export_queryset(project=project, options=options).order_by("id")
+    columns = _COLUMNS + (("scores",) if options.get("provenance") else ())
+    last_id = 0
+    while True:
+        rows = list(base.filter(id__gt=last_id).values_list(*columns)[:batch_size])
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        yield _join(rows, with_scores=bool(options.get("provenance")))
+
+
+def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
+    records = {
+        r[0]: r
+        for r in SourceRecord.objects.filter(id__in={row[1] for row in rows}).values_list(
+            "id", "source", "license", "credential", "image_id"
+        )
+    }
+    image_ids = {r[4] for r in records.values() if r[4]}
+    images = {
+        i[0]: i
+        for i in ImageAsset.objects.filter(id__in=image_ids).values_list(
+            "id", "sha256", "file", "format"
+        )
+    }
+    reviews = _reviews([row[0] for row in rows])
+    out = []
+    for row in rows:
+        (cid, record_id, task, instruction, context, response, position, template_ref,
+         template_version, model, edited) = row[:11]
+        _, source, license_, credential, image_id = records[record_id]
+        image = images.get(image_id) if image_id else None
+        out.append(ExportRow(
+            candidate_id=cid, record_id=record_id, task=task, instruction=instruction,
+            context=context, response=response, image_position=position,
+            template_ref=template_ref, template_version=template_version,
+            model=model if isinstance(model, str) else "", edited=edited,
+            scores=row[11] if with_scores else None,
+            source=source, license=license_, credential=credential,
+            image_sha256=image[1] if image else "", image_format=image[3] if image else "",
+            image_file=image[2] if image else "",
+            review=reviews.get(cid, Review()),
+        ))
+    return out
+
+
+def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
+    decisions = defaultdict(list)
+    rows = Decision.objects.filter(candidate_id__in=candidate_ids).order_by("id").values_list(
+        "candidate_id", "id", "reviewer_id", "action", "undoes_id"
+    )
+    for cid, did, reviewer_id, action, undoes_id in rows:
+        decisions[cid].append((did, reviewer_id, action, undoes_id))
+    reviewer_ids = {d[1] for ds in decisions.values() for d in ds if d[1]}
+    names = dict(
+        get_user_model().objects.filter(id__in=reviewer_ids).values_list("id", "username")
+    )
+    out = {}
+    for cid, ds in decisions.items():
+        undone = {d[3] for d in ds if d[2] == UNDO and d[3]}
+        review = Review()
+        for did, reviewer_id, action, _ in ds:
+            if action not in VERDICTS or did in undone:
+                continue
+            review.final = action
+            if reviewer_id is None:
+                continue  # a system approval (re-imported dataset) is not a review
+            review.human_verdicts += 1
+            if names.get(reviewer_id) and names[reviewer_id] not in review.reviewers:
+                review.reviewers.append(names[reviewer_id])
+            if action in AGREEING:
+                review.agreeing += 1
+            else:
+                review.unanimous = False
+        out[cid] = review
+    return out
+
+
+def versions_for_project(*, project: Project) -> QuerySet:
+    return DatasetVersion.objects.filter(project=project).order_by("-number")
+
+
+def version_get(*, project: Project, number: int) -> DatasetVersion | None:
+    return DatasetVersion.objects.filter(Q(project=project) & Q(number=number)).first()
