@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from medmax_review.generation import views
+
+urlpatterns = [
+    path("", views.generation_jobs, name="generation_jobs"),
+    path("jobs/<int:job_id>/", views.generation_job, name="generation_job"),
+    path("jobs/<int:job_id>/cancel/", views.generation_job_cancel, name="generation_job_cancel"),
+    path("jobs/<int:job_id>/resume/", views.generation_job_resume, name="generation_job_resume"),
+    path("jobs/<int:job_id>/retry/", views.generation_job_retry, name="generation_job_retry"),
+    path("templates/", views.generation_templates, name="generation_templates"),
+]
