@@ -1,4 +1,5 @@
 import csv
+import json
 import zipfile
 
 from medmax_review.review.models import APPROVED, PENDING, Candidate, Decision
@@ -85,7 +86,7 @@ def test_records_import_zip_with_images(project, tmp_path):
     bundle = tmp_path / "bundle.zip"
     with zipfile.ZipFile(bundle, "w") as zf:
         zf.writestr("set/rows.jsonl", "\n".join(
-            __import__("json").dumps(demo_row(i)) for i in range(3)
+            json.dumps(demo_row(i)) for i in range(3)
         ))
         for i in range(3):
             zf.writestr(f"set/img/{i}.png", png_bytes(color=10 + i))
