@@ -284,7 +284,7 @@ def candidate_signatures_ensure(*, candidates: list[Candidate]) -> dict[int, lis
             CandidateBand.objects.bulk_create([
                 CandidateBand(signature=s, project_id=c.project_id, candidate_id_copy=c.id, key=key)
                 for s, (c, _, mh, has_text) in zip(signatures, stale, strict=True) if has_text
-                for key in near_duplicate.lsh_bands(mh)
+                for key in near_duplicate.lsh_bands(mh, scope=c.record.image_id or 0)
             ], batch_size=2000)
     return result
 
@@ -293,7 +293,10 @@ def _near_duplicate_scores(batch: list[Candidate]) -> dict[int, dict]:
     """Each candidate is compared with EARLIER candidates of its project only, so the later copy
     is the one flagged and the result does not depend on the order of scoring."""
     signatures = candidate_signatures_ensure(candidates=batch)
-    keys_of = {c.id: near_duplicate.lsh_bands(signatures[c.id]) for c in batch}
+    keys_of = {
+        c.id: near_duplicate.lsh_bands(signatures[c.id], scope=c.record.image_id or 0)
+        for c in batch
+    }
     by_project = defaultdict(list)
     for c in batch:
         by_project[c.project_id].append(c)

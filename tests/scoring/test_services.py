@@ -174,3 +174,21 @@ def test_candidates_score_rescores_edited_text(demo_rows, make_record, make_cand
     (candidate,) = _refresh(candidate)
     assert candidate.scores["consistency"]["band"] == "fail"
     assert set(candidate.slots.values_list("priority", flat=True)) == {candidate.priority}
+
+
+def test_candidates_score_same_question_on_other_images_is_not_duplicate(demo_rows, make_record,
+                                                                          make_candidate):
+    # SLAKE asks "Which part of the body does this image belong to?" of many scans; each
+    # answer is its own data point.
+    question = "Which part of the body does this image belong to?"
+    rows = [r for r in demo_rows.values() if r.get("question") == question and r["answer"] == "Chest"]
+    images = {r["image"] for r in rows}
+    assert len(images) >= 2
+    first, second = (make_record(r) for r in [next(r for r in rows if r["image"] == i)
+                                              for i in sorted(images)[:2]])
+    a = make_candidate(first, response="Chest")
+    b = make_candidate(second, response="Chest")
+
+    candidates_score(candidate_ids=[a.id, b.id])
+
+    assert Candidate.objects.get(pk=b.pk).scores["near_duplicate"]["value"] == 1.0

@@ -39,12 +39,15 @@ def minhash(text: str) -> list[int]:
     return hashed.min(axis=1).astype(np.int64).tolist()
 
 
-def lsh_bands(signature: list[int]) -> list[int]:
-    """One signed 63-bit key per band (band index folded in), for an indexed equality lookup."""
+def lsh_bands(signature: list[int], *, scope: int = 0) -> list[int]:
+    """One 40-bit key per band (band index folded in), for an indexed equality lookup.
+
+    `scope` (the record's image id) is folded in too: the same VQA question asked of many
+    different scans is not a duplicate, the same text twice on one image is."""
     keys = []
     for band in range(BANDS):
         rows = signature[band * ROWS : (band + 1) * ROWS]
-        digest = zlib.crc32(repr((band, rows)).encode()) | (band << 32)
+        digest = zlib.crc32(repr((scope, band, rows)).encode()) | (band << 32)
         keys.append(digest)
     return keys
 
