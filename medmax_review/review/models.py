@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KT
 
 from medmax_review.core.medmax import IMAGE_POSITION_CHOICES, TASK_CHOICES
 
@@ -90,6 +92,18 @@ class Candidate(models.Model):
             models.Index(fields=["project", "status", "id"], name="candidate_browse_idx"),
             # Export: approved candidates of a project in id order.
             models.Index(fields=["project", "task", "status"], name="candidate_task_idx"),
+            # Candidate browser, sorted by priority (either direction): keyset on (priority, id).
+            models.Index(fields=["project", "priority", "id"], name="candidate_priority_idx"),
+            # Candidate browser, task filter: keyset by id within one task.
+            models.Index(fields=["project", "task", "id"], name="candidate_task_id_idx"),
+            # Candidate browser, template version filter: keyset by id within one template_ref.
+            models.Index(fields=["project", "template_ref", "id"], name="candidate_template_idx"),
+            # Candidate browser, model filter: provenance->>'model' = %s, keyset by id.
+            models.Index(
+                F("project"), KT("provenance__model"), F("id"), name="candidate_model_idx"
+            ),
+            # (The score band filter uses a PostgreSQL-only GIN index on scores, created in
+            # migration 0002_candidate_browse_indexes.)
         ]
 
     def __str__(self):

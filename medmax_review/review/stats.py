@@ -1,0 +1,326 @@
+"""Agreement metrics and the dashboard's aggregates, with the chart geometry the templates draw.
+
+Cohen's kappa and Krippendorff's alpha are plain Python so they can be checked against textbook
+values without a statistics package. Charts are SVG built by the server (no inline script or
+style under the CSP): this module computes the rectangles, the template only prints them.
+"""
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable
+from itertools import combinations
+
+from django.db.models import Count, Window
+from django.db.models.functions import Lag
+
+from medmax_review.projects.models import Project
+from medmax_review.review.models import (
+    ADJUDICATE,
+    ADJUDICATION,
+    APPROVE,
+    APPROVED,
+    CANDIDATE_STATUS_CHOICES,
+    EDIT,
+    PENDING,
+    REJECT,
+    REJECTED,
+    Candidate,
+    Decision,
+)
+
+# A gap longer than this between two decisions of one reviewer is a break, not work time.
+GAP_CAP_SECONDS = 600
+VERDICT_ACTIONS = (APPROVE, EDIT, REJECT)
+PROGRESS_STATUSES = (APPROVED, REJECTED, PENDING, ADJUDICATION)
+
+
+# ---- agreement -------------------------------------------------------------------------------
+
+
+def cohen_kappa(pairs: Iterable[tuple[Hashable, Hashable]]) -> float | None:
+    """Cohen's kappa for two raters, from (rating_a, rating_b) per item.
+
+    None when it is undefined: no items, or chance agreement is already certain.
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(1 for a, b in pairs if a == b) / n
+    count_a = Counter(a for a, _ in pairs)
+    count_b = Counter(b for _, b in pairs)
+    expected = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
+    if expected == 1:
+        return None
+    return (observed - expected) / (1 - expected)
+
+
+def krippendorff_alpha_nominal(units: Iterable[Iterable[Hashable | None]]) -> float | None:
+    """Krippendorff's alpha for nominal data; each unit lists its values, None for missing.
+
+    Units with fewer than two values are not pairable and are left out, as the method says.
+    None when it is undefined (fewer than two pairable values, or a single category overall).
+    """
+    coincidence: dict[tuple, float] = defaultdict(float)
+    for unit in units:
+        values = [v for v in unit if v is not None]
+        m = len(values)
+        if m < 2:
+            continue
+        counts = Counter(values)
+        for c in counts:
+            for k in counts:
+                pairs = counts[c] * (counts[k] - 1) if c == k else counts[c] * counts[k]
+                coincidence[(c, k)] += pairs / (m - 1)
+    n_c: dict[Hashable, float] = defaultdict(float)
+    for (c, _k), o in coincidence.items():
+        n_c[c] += o
+    n = sum(n_c.values())
+    if n < 2:
+        return None
+    disagree_observed = sum(o for (c, k), o in coincidence.items() if c != k)
+    disagree_expected = sum(n_c[c] * n_c[k] for c in n_c for k in n_c if c != k)
+    if disagree_expected == 0:
+        return None
+    return 1 - (n - 1) * disagree_observed / disagree_expected
+
+
+def verdicts_by_candidate(*, project: Project) -> dict[int, dict[int, str]]:
+    """{candidate_id: {reviewer_id: "approve" | "reject"}}: each reviewer's standing verdict.
+
+    Edits count as approvals (the record is kept); undone decisions and system decisions are
+    left out; a reviewer's later verdict replaces an earlier one.
+    """
+    rows = (
+        Decision.objects.filter(
+            candidate__project=project, reviewer__isnull=False, action__in=VERDICT_ACTIONS,
+            undone_by__isnull=True,
+        )
+        .order_by("id")
+        .values_list("candidate_id", "reviewer_id", "action")
+    )
+    out: dict[int, dict[int, str]] = defaultdict(dict)
+    for candidate_id, reviewer_id, action in rows:
+        out[candidate_id][reviewer_id] = REJECT if action == REJECT else APPROVE
+    return out
+
+
+def agreement_summary(*, project: Project, names: dict[int, str]) -> dict:
+    """Cohen's kappa per pair of reviewers with shared items, Krippendorff's alpha overall."""
+    verdicts = verdicts_by_candidate(project=project)
+    reviewers = sorted({r for by in verdicts.values() for r in by})
+    pairs = []
+    for a, b in combinations(reviewers, 2):
+        shared = [(v[a], v[b]) for v in verdicts.values() if a in v and b in v]
+        if shared:
+            pairs.append(
+                {
+                    "label": f"{names.get(a, a)} · {names.get(b, b)}",
+                    "kappa": cohen_kappa(shared),
+                    "items": len(shared),
+                }
+            )
+    alpha = krippendorff_alpha_nominal(
+        [[v.get(r) for r in reviewers] for v in verdicts.values()]
+    )
+    multi = sum(1 for v in verdicts.values() if len(v) >= 2)
+    return {"pairs": pairs, "alpha": alpha, "items": multi, "reviewers": len(reviewers)}
+
+
+# ---- dashboard aggregates --------------------------------------------------------------------
+
+
+def progress_by_task(*, project: Project) -> list[dict]:
+    """[{label: task, counts: {status: n}}] for the progress bars (one GROUP BY)."""
+    rows = (
+        Candidate.objects.filter(project=project)
+        .values_list("task", "status")
+        .annotate(n=Count("id"))
+        .order_by("task", "status")
+    )
+    by_task: dict[str, dict[str, int]] = defaultdict(dict)
+    for task, status, n in rows:
+        by_task[task][status] = n
+    out = [{"label": task, "counts": counts} for task, counts in sorted(by_task.items())]
+    if out:
+        total: Counter = Counter()
+        for row in out:
+            total.update(row["counts"])
+        out.insert(0, {"label": "all tasks", "counts": dict(total)})
+    return out
+
+
+def reviewer_throughput(*, project: Project, reviewer_id: int | None = None) -> list[dict]:
+    """Per reviewer: decisions made, median seconds per item, edit rate.
+
+    Seconds per item are the gaps between a reviewer's consecutive decisions in this project;
+    gaps above GAP_CAP_SECONDS are breaks and are ignored.
+    """
+    qs = Decision.objects.filter(candidate__project=project, reviewer__isnull=False)
+    if reviewer_id is not None:
+        qs = qs.filter(reviewer_id=reviewer_id)
+    rows = qs.annotate(
+        previous=Window(Lag("created_at"), partition_by=["reviewer_id"], order_by="created_at")
+    ).values_list("reviewer_id", "reviewer__username", "action", "created_at", "previous")
+    per: dict[int, dict] = {}
+    for rid, username, action, created, previous in rows:
+        entry = per.setdefault(
+            rid, {"reviewer_id": rid, "name": username, "decisions": 0, "edits": 0,
+                  "verdicts": 0, "gaps": []}
+        )
+        entry["decisions"] += 1
+        if action in VERDICT_ACTIONS or action == ADJUDICATE:
+            entry["verdicts"] += 1
+        if action == EDIT:
+            entry["edits"] += 1
+        if previous is not None:
+            gap = (created - previous).total_seconds()
+            if 0 <= gap <= GAP_CAP_SECONDS:
+                entry["gaps"].append(gap)
+    out = []
+    for entry in sorted(per.values(), key=lambda e: e["name"]):
+        gaps = entry.pop("gaps")
+        entry["median_seconds"] = statistics.median(gaps) if gaps else None
+        entry["edit_rate"] = entry["edits"] / entry["verdicts"] if entry["verdicts"] else None
+        out.append(entry)
+    return out
+
+
+def score_bands_vs_decisions(*, project: Project) -> list[dict]:
+    """Per score name and band, how many decided candidates were approved vs rejected."""
+    counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    rows = (
+        Candidate.objects.filter(project=project, status__in=(APPROVED, REJECTED))
+        .exclude(scores={})
+        .values_list("scores", "status")
+        .iterator(chunk_size=5000)
+    )
+    for scores, status in rows:
+        for name, score in (scores or {}).items():
+            band = score.get("band") if isinstance(score, dict) else None
+            if band:
+                counts[(name, band)][status] += 1
+    order = {"good": 0, "fair": 1, "poor": 2, "fail": 3}
+    keys = sorted(counts, key=lambda k: (k[0], order.get(k[1], 9), k[1]))
+    return [{"label": f"{name} · {band}", "counts": dict(counts[(name, band)])}
+            for name, band in keys]
+
+
+# ---- chart geometry --------------------------------------------------------------------------
+
+STATUS_LABELS = dict(CANDIDATE_STATUS_CHOICES)
+
+
+def chart_stacked(
+    *, rows: list[dict], series: Iterable[str], width: int = 640, bar: int = 22,
+    gap: int = 10, label_width: int = 190, share: bool = False,
+) -> dict:
+    """Horizontal stacked bars. rows: [{label, counts: {series: n}}].
+
+    With share=True every bar spans the full width (proportions); otherwise bars scale to the
+    largest total. Returns {width, height, bars: [{label, y, total, segments}], legend}.
+    """
+    series = list(series)
+    plot = width - label_width - 60
+    largest = max((sum(r["counts"].get(s, 0) for s in series) for r in rows), default=0)
+    bars = []
+    for i, row in enumerate(rows):
+        total = sum(row["counts"].get(s, 0) for s in series)
+        scale = plot / (total if share else largest) if total and largest else 0
+        x = float(label_width)
+        segments = []
+        for s in series:
+            n = row["counts"].get(s, 0)
+            if not n:
+                continue
+            w = n * scale
+            segments.append(
+                {"series": s, "x": round(x, 2), "width": round(w, 2), "n": n,
+                 "share": round(100 * n / total, 1)}
+            )
+            x += w
+        bars.append(
+            {"label": row["label"], "y": i * (bar + gap), "text_y": i * (bar + gap) + bar * 0.7,
+             "total": total, "end_x": round(x + 6, 2), "segments": segments}
+        )
+    return {
+        "width": width, "height": max(len(rows), 1) * (bar + gap), "bar": bar,
+        "label_width": label_width, "bars": bars, "share": share,
+        "legend": [{"series": s, "label": STATUS_LABELS.get(s, s)} for s in series],
+    }
+
+
+def chart_values(
+    *, rows: list[dict], width: int = 640, bar: int = 22, gap: int = 10,
+    label_width: int = 190, lo: float = 0.0, hi: float | None = None, unit: str = "",
+) -> dict:
+    """Horizontal bars of one value each. rows: [{label, value (None: no data)}].
+
+    Values run from `lo` (may be negative, as kappa can be) to `hi` (default: the largest).
+    """
+    values = [r["value"] for r in rows if r["value"] is not None]
+    hi = hi if hi is not None else max(values, default=0) or 1
+    plot = width - label_width - 70
+    span = hi - lo
+    zero_x = label_width + plot * (max(lo, 0) - lo) / span if span else label_width
+    bars = []
+    for i, row in enumerate(rows):
+        v = row["value"]
+        entry = {"label": row["label"], "y": i * (bar + gap), "text_y": i * (bar + gap) + bar * 0.7,
+                 "value": v, "note": row.get("note", ""), "negative": v is not None and v < 0}
+        if v is not None:
+            clipped = min(max(v, lo), hi)
+            end = label_width + plot * (clipped - lo) / span if span else zero_x
+            entry["x"] = round(min(zero_x, end), 2)
+            entry["width"] = round(abs(end - zero_x), 2)
+            entry["end_x"] = round(max(zero_x, end) + 6, 2)
+        bars.append(entry)
+    return {"width": width, "height": max(len(rows), 1) * (bar + gap), "bar": bar,
+            "zero_x": round(zero_x, 2), "empty_x": round(zero_x + 6, 2),
+            "label_width": label_width, "bars": bars, "unit": unit}
+
+
+def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> dict:
+    """Everything the stats page draws; a reviewer sees only their own throughput."""
+    throughput = reviewer_throughput(project=project, reviewer_id=reviewer_only_id)
+    data = {
+        "throughput_chart": chart_values(
+            rows=[{"label": t["name"], "value": t["decisions"]} for t in throughput]
+        ),
+        "speed_chart": chart_values(
+            rows=[{"label": t["name"], "value": t["median_seconds"]} for t in throughput], unit="s"
+        ),
+        "throughput": throughput,
+    }
+    if reviewer_only_id is not None:
+        return data
+    names = {t["reviewer_id"]: t["name"] for t in throughput}
+    agreement = agreement_summary(project=project, names=names)
+    edit_rows = [
+        {"label": t["name"], "value": None if t["edit_rate"] is None else 100 * t["edit_rate"]}
+        for t in throughput
+    ]
+    data.update(
+        {
+            "progress_chart": chart_stacked(
+                rows=progress_by_task(project=project), series=PROGRESS_STATUSES
+            ),
+            "agreement": agreement,
+            "kappa_chart": chart_values(
+                rows=[{"label": p["label"], "value": p["kappa"], "note": f"{p['items']} items"}
+                      for p in agreement["pairs"]],
+                lo=-1.0, hi=1.0,
+            ),
+            "alpha_chart": chart_values(
+                rows=[{"label": "all reviewers", "value": agreement["alpha"],
+                       "note": f"{agreement['items']} items"}],
+                lo=-1.0, hi=1.0,
+            ),
+            "edit_chart": chart_values(rows=edit_rows, lo=0.0, hi=100.0, unit="%"),
+            "bands_chart": chart_stacked(
+                rows=score_bands_vs_decisions(project=project), series=(APPROVED, REJECTED),
+                share=True,
+            ),
+        }
+    )
+    return data
