@@ -85,11 +85,13 @@ def _day(raw, name: str) -> str | None:
 def export_options_clean(raw: dict) -> dict:
     """Validated, normalised options (sorted lists, fixed keys), as stored on the version."""
     unknown = set(raw) - {
-        "format", "images", "split", "provenance", "tasks", "sources", "licenses",
+        "status", "format", "images", "split", "provenance", "tasks", "sources", "licenses",
         "exclude_licenses", "min_agreeing", "since", "until",
     }
     if unknown:
         raise ExportOptionsError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    if raw.get("status", "approved") != "approved":
+        raise ExportOptionsError("status: only approved candidates are exported")
     fmt = raw.get("format") or "medmax"
     if fmt not in FORMATS:
         raise ExportOptionsError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")

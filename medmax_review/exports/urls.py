@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from medmax_review.exports import views
+
+urlpatterns = [
+    path("", views.export_list, name="export_list"),
+    path("v<int:number>/", views.export_detail, name="export_detail"),
+    path("v<int:number>/download/", views.export_download, name="export_download"),
+]

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from medmax_review.core.access import project_for
+from medmax_review.exports import selectors, services, writers
+from medmax_review.exports.forms import ExportForm
+from medmax_review.exports.models import DatasetVersion
+from medmax_review.projects.models import ADJUDICATOR, ADMIN
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def export_list(request, slug):
+    project, membership = project_for(request.user, slug, ADMIN)
+    form = ExportForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        version = services.dataset_version_create(
+            project=project, user=request.user, options=form.cleaned_data["options"]
+        )
+        services.dataset_version_enqueue(version=version)
+        return redirect("export_detail", slug=project.slug, number=version.number)
+    versions = selectors.versions_for_project(project=project)
+    return render(
+        request, "exports/export_list.html",
+        {"project": project, "membership": membership, "form": form, "versions": versions},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def export_detail(request, slug, number):
+    # Adjudicators may see and download exports; reviewers may not (403).
+    project, membership = project_for(request.user, slug, ADJUDICATOR)
+    version = get_object_or_404(DatasetVersion, project=project, number=number)
+    context = {
+        "project": project, "membership": membership, "version": version,
+        "finished": version.status in (DatasetVersion.DONE, DatasetVersion.FAILED),
+        "files": [
+            (name, version.manifest["files"].get(name))
+            for name in services.version_files(version) if not name.startswith("images/")
+        ],
+        "image_files": sum(1 for n in version.manifest.get("files", {}) if n.startswith("images/")),
+    }
+    template = "exports/export_detail.html"
+    if request.htmx:
+        template += "#progress"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def export_download(request, slug, number):
+    """One file of a finished version (?file=train.jsonl), or the whole version as a tar."""
+    project, _ = project_for(request.user, slug, ADJUDICATOR)
+    version = get_object_or_404(
+        DatasetVersion, project=project, number=number, status=DatasetVersion.DONE
+    )
+    files = services.version_files(version)
+    folder = services.dataset_version_folder(version)
+    name = request.GET.get("file")
+    if name:
+        # Only names listed in the manifest: the request never builds a path of its own.
+        if name not in files:
+            raise Http404("No such file in this export")
+        return FileResponse(open(folder / name, "rb"), as_attachment=True, filename=Path(name).name)
+    top = f"{project.slug}-v{version.number}"
+    members = [(f"{top}/{f}", folder / f) for f in files]
+    response = StreamingHttpResponse(
+        writers.tar_stream(members=members), content_type="application/x-tar"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{top}.tar"'
+    return response

@@ -1,0 +1,120 @@
+import io
+import tarfile
+
+import pytest
+from django.urls import reverse
+
+from medmax_review.exports import services
+from medmax_review.exports.models import DatasetVersion
+from tests.conftest import PASSWORD
+from tests.exports.conftest import export
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def test_export_list_shows_form_and_versions(client, project, admin_user, vqa_rad):
+    export(project)
+    response = login(client, admin_user).get(reverse("export_list", args=[project.slug]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="split"' in body and "v1" in body and "CC0-1.0" in body
+
+
+def test_export_list_launch_creates_pending_version_built_after_commit(
+    client, project, admin_user, vqa_rad, django_capture_on_commit_callbacks
+):
+    login(client, admin_user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(
+            reverse("export_list", args=[project.slug]),
+            {"format": "chat", "images": "archive", "split": "0.9,0.05,0.05", "min_agreeing": "0",
+             "licenses": ["CC0-1.0"]},
+        )
+    version = DatasetVersion.objects.get(project=project)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("export_detail", args=[project.slug, 1])
+    assert version.status == "pending" and version.created_by == admin_user
+    assert version.options["split"] == [0.9, 0.05, 0.05] and version.options["licenses"] == ["CC0-1.0"]
+    assert len(callbacks) == 1  # the build is enqueued only once the row is committed
+
+
+def test_export_list_bad_split_is_named(client, project, admin_user):
+    response = login(client, admin_user).post(
+        reverse("export_list", args=[project.slug]),
+        {"format": "medmax", "images": "copy", "split": "0.9,0.2", "min_agreeing": "0"},
+    )
+    assert response.status_code == 400
+    assert "split: &#x27;0.9,0.2&#x27; must be three non-negative proportions" in response.content.decode()
+    assert not DatasetVersion.objects.exists()
+
+
+@pytest.mark.parametrize("who,status", [("adjudicator", 403), ("reviewer", 403), ("outsider", 404)])
+def test_export_list_needs_admin(client, project, request, who, status):
+    user = request.getfixturevalue(who)
+    assert login(client, user).get(reverse("export_list", args=[project.slug])).status_code == status
+    response = client.post(reverse("export_list", args=[project.slug]), {"format": "medmax"})
+    assert response.status_code == status
+    assert not DatasetVersion.objects.exists()
+
+
+def test_export_detail_polls_until_done(client, project, admin_user, vqa_rad):
+    version = services.dataset_version_create(project=project, options={})
+    login(client, admin_user)
+    url = reverse("export_detail", args=[project.slug, version.number])
+    pending = client.get(url, headers={"HX-Request": "true"})
+    assert pending.status_code == 200
+    body = pending.content.decode()
+    assert 'hx-trigger="every 1s"' in body and "<html" not in body
+    services.dataset_version_build(version_id=version.pk)
+    done = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "hx-trigger" not in done and "150</b> rows published" in done
+    assert "data.jsonl" in done and "Download all" in done
+
+
+def test_export_download_file_and_tar(client, project, adjudicator, vqa_rad):
+    version, folder = export(project, split="0.9,0.05,0.05")
+    login(client, adjudicator)
+    url = reverse("export_download", args=[project.slug, version.number])
+    response = client.get(url, {"file": "train.jsonl"})
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == (folder / "train.jsonl").read_bytes()
+    assert 'filename="train.jsonl"' in response["Content-Disposition"]
+    whole = client.get(url)
+    data = b"".join(whole.streaming_content)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        assert tar.extractfile("chest-v1/manifest.json").read() == (
+            folder / "manifest.json"
+        ).read_bytes()
+    assert "chest-v1/test.jsonl" in names and len(names) == 3 + 75 + 1
+
+
+def test_export_download_refuses_names_outside_the_manifest(client, project, admin_user, vqa_rad):
+    version, _ = export(project)
+    login(client, admin_user)
+    url = reverse("export_download", args=[project.slug, version.number])
+    for name in ("../../etc/passwd", "/etc/passwd", "train.jsonl", ".data.jsonl.partial"):
+        assert client.get(url, {"file": name}).status_code == 404
+
+
+@pytest.mark.parametrize("who,status", [("reviewer", 403), ("outsider", 404)])
+def test_export_download_denied(client, project, vqa_rad, request, who, status):
+    version, _ = export(project)
+    login(client, request.getfixturevalue(who))
+    url = reverse("export_download", args=[project.slug, version.number])
+    assert client.get(url, {"file": "data.jsonl"}).status_code == status
+    assert client.get(url).status_code == status
+    detail = reverse("export_detail", args=[project.slug, version.number])
+    assert client.get(detail).status_code == status
+
+
+def test_export_download_of_unfinished_version_is_404(client, project, admin_user):
+    version = services.dataset_version_create(project=project, options={})
+    login(client, admin_user)
+    url = reverse("export_download", args=[project.slug, version.number])
+    assert client.get(url).status_code == 404
