@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from medmax_review.projects.models import Project
@@ -91,21 +91,20 @@ def _sniff(path: Path, fmt: str) -> str:
 
 
 def _folder_inputs(folder: Path, display: str, fmt: str, images_dir: Path | None) -> list[_Input]:
-    if fmt in (AUTO, DICOM) and dicom.files(folder):
-        return [_Input(folder, display, DICOM, images_dir or folder)]
-    data_files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.suffix.lower() in DATA_SUFFIXES
-    )
-    return [
-        _Input(
-            p,
-            join_name(display, p.relative_to(folder)),
-            _sniff(p, fmt),
-            images_dir or p.parent,
+    """The data files of a folder (or unpacked ZIP), plus its DICOM files as one input."""
+    found = []
+    if fmt != DICOM:
+        data_files = sorted(
+            p for p in folder.rglob("*")
+            if p.is_file() and not p.is_symlink() and p.suffix.lower() in DATA_SUFFIXES
         )
-        for p in data_files
-    ]
+        found = [
+            _Input(p, join_name(display, p.relative_to(folder)), _sniff(p, fmt), images_dir or p.parent)
+            for p in data_files
+        ]
+    if fmt in (AUTO, DICOM) and dicom.files(folder):
+        found.append(_Input(folder, display, DICOM, images_dir or folder))
+    return found
 
 
 def _inputs(
@@ -206,8 +205,13 @@ class _Importer:
             return f"{ref}: {exc}"
 
     def _flush(self, batch, *, approved_note: str) -> None:
-        with transaction.atomic():
-            self._write(batch, approved_note=approved_note)
+        try:
+            with transaction.atomic():
+                self._write(batch, approved_note=approved_note)
+        except IntegrityError:
+            # A concurrent import of the same rows won the race; those rows are duplicates now.
+            with transaction.atomic():
+                self._write(batch, approved_note=approved_note)
         # Checked images hold their bytes; they are on disk now.
         self.images.clear()
         self._progress()
@@ -228,10 +232,11 @@ class _Importer:
             ).values_list("source", "external_id")
         )
         fresh: list[tuple[ParsedRow, SourceRecord]] = []
+        duplicates = 0
         for row, image in batch:
             key = (row.record["source"], row.record["external_id"])
             if key in existing:
-                self.report.duplicates += 1
+                duplicates += 1
                 continue
             existing.add(key)
             record = SourceRecord(
@@ -242,7 +247,6 @@ class _Importer:
             )
             fresh.append((row, record))
         SourceRecord.objects.bulk_create([r for _, r in fresh], batch_size=BATCH_SIZE)
-        self.report.created += len(fresh)
         specs = [
             CandidateSpec(
                 record_id=record.pk,
@@ -254,9 +258,14 @@ class _Importer:
             for row, record in fresh
             if row.candidate
         ]
-        if specs:
-            made = candidates_create(project=self.project, specs=specs, approved_note=approved_note)
-            self.report.candidates_created += len(made)
+        made = (
+            candidates_create(project=self.project, specs=specs, approved_note=approved_note)
+            if specs else []
+        )
+        # Counted only once the batch is written: a retried batch must not count twice.
+        self.report.duplicates += duplicates
+        self.report.created += len(fresh)
+        self.report.candidates_created += len(made)
 
     def _progress(self) -> None:
         if not (self.track_progress and self.import_run):

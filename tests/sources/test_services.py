@@ -1,6 +1,10 @@
 import csv
 import json
+import threading
+import time
 import zipfile
+
+from django.db import connection, transaction
 
 from medmax_review.review.models import APPROVED, PENDING, Candidate, Decision
 from medmax_review.sources.images import image_path
@@ -153,3 +157,41 @@ def test_records_import_medmax_approved(project, image_folder):
     assert set(Candidate.objects.values_list("status", flat=True)) == {APPROVED}
     notes = set(Decision.objects.values_list("system_note", flat=True))
     assert len(notes) == 1 and "published.jsonl" in notes.pop()
+
+
+def test_records_import_zip_with_rows_and_dicom(project, demo_data, tmp_path):
+    bundle = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        zf.writestr("rows.jsonl", json.dumps(demo_row(0)))
+        zf.writestr("img/0.png", png_bytes(color=3))
+        zf.write(demo_data / "dicom" / "MR_small.dcm", "scans/mr.dcm")
+
+    report = records_import(project=project, path=bundle)
+
+    assert report.errors == []
+    assert set(SourceRecord.objects.values_list("source", flat=True)) == {"test_set", "dicom"}
+
+
+def test_records_import_concurrent_same_rows_counts_duplicates(
+    transactional_db, project, image_folder
+):
+    """Another import commits the same record while this one writes: no failure, a duplicate."""
+    path = write_jsonl(image_folder / "rows.jsonl", [demo_row(1), demo_row(2)])
+    inserted = threading.Event()
+
+    def other_import():
+        with transaction.atomic():
+            SourceRecord.objects.create(project=project, source="test_set", external_id="r2")
+            inserted.set()
+            time.sleep(1.0)  # hold the row uncommitted while the main import reaches it
+        connection.close()
+
+    thread = threading.Thread(target=other_import)
+    thread.start()
+    inserted.wait(5)
+    report = records_import(project=project, path=path)
+    thread.join()
+
+    assert report.errors == []
+    assert (report.created, report.duplicates) == (1, 1)
+    assert SourceRecord.objects.filter(project=project).count() == 2
