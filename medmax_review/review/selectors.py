@@ -1,0 +1,176 @@
+"""Review reads: what the review screen, the conflict fragment and adjudication show."""
+
+from datetime import datetime, time
+
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+
+from medmax_review.core.access import has_credentialed_access
+from medmax_review.projects.models import Project
+from medmax_review.review import claims
+from medmax_review.review.models import (
+    ADJUDICATION,
+    APPROVE,
+    EDIT,
+    FLAG,
+    FLAGGED,
+    REJECT,
+    REJECT_REASONS,
+    Candidate,
+    Decision,
+    Draft,
+    ReviewSlot,
+)
+from medmax_review.review.services import (
+    EDITABLE_FIELDS,
+    effective_verdicts,
+    system_rejection,
+    text_at_version,
+)
+from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
+
+BANDS = ("good", "fair", "poor", "fail")
+# Keys 1-9 then 0 pick a reject reason, in the order of REJECT_REASONS.
+REASON_KEYS = [str(i) for i in range(1, 10)] + ["0"]
+SOURCE_FIELDS = (
+    ("caption", "Caption"),
+    ("inline_mention", "Inline mention"),
+    ("question", "Question"),
+    ("answer", "Answer"),
+    ("report", "Report"),
+)
+
+
+def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidate:
+    """The candidate, or 404 if it is not in the project or needs credentials the user lacks."""
+    candidate = (
+        Candidate.objects.select_related("record", "record__image", "project")
+        .filter(project=project, pk=candidate_id)
+        .first()
+    )
+    if candidate is None or (candidate.credential and not has_credentialed_access(user)):
+        raise Http404("No such candidate")
+    return candidate
+
+
+def queue_counts(*, project: Project, user) -> dict:
+    start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    left = claims.claimable_slots(project=project, user=user).values("candidate").distinct().count()
+    held = ReviewSlot.objects.filter(project=project, reviewer=user, state=ReviewSlot.CLAIMED).count()
+    today = Decision.objects.filter(
+        reviewer=user, candidate__project=project, created_at__gte=start,
+        action__in=(APPROVE, EDIT, REJECT, FLAG), undone_by__isnull=True,
+    ).count()
+    return {"left": left + held, "today": today}
+
+
+def _scores(candidate: Candidate) -> tuple[list[dict], dict[str, list]]:
+    """Scores for display (band, evidence) and the disputed spans per text field."""
+    shown, spans = [], {name: [] for name in EDITABLE_FIELDS}
+    for name, score in sorted((candidate.scores or {}).items()):
+        if not isinstance(score, dict):
+            continue
+        band = score.get("band") if score.get("band") in BANDS else "unknown"
+        evidence = []
+        for item in score.get("evidence") or []:
+            if not isinstance(item, dict):
+                continue
+            field = item.get("field") or "response"
+            evidence.append({"rule": item.get("rule", ""), "text": item.get("text", ""), "field": field})
+            if field in spans:
+                spans[field] += item.get("spans") or []
+        shown.append({"name": name, "band": band, "evidence": evidence,
+                      "dots": range(BANDS[::-1].index(band) + 1 if band in BANDS else 0)})
+    return shown, spans
+
+
+def review_screen(*, candidate: Candidate, user) -> dict:
+    """Everything the review pane shows for this reviewer and candidate."""
+    project = candidate.project
+    record = candidate.record
+    slot = claims.slot_for(candidate=candidate, user=user)
+    holds_claim = (
+        slot is not None and slot.state == ReviewSlot.CLAIMED and candidate.status == "pending"
+    )
+    scores, spans = _scores(candidate)
+    draft = Draft.objects.filter(candidate=candidate, reviewer=user).first() if holds_claim else None
+    my_verdicts = [d for d in effective_verdicts(candidate) if d.reviewer_id == user.pk]
+    decided = bool(my_verdicts) or (slot is not None and slot.state == ReviewSlot.DONE)
+    auto = system_rejection(candidate)
+    return {
+        "candidate": candidate,
+        "record": record,
+        "image": record.image,
+        "is_dicom": bool(record.image and record.image.dicom),
+        "source_fields": [(label, getattr(record, f)) for f, label in SOURCE_FIELDS if getattr(record, f)],
+        "provenance": candidate.provenance or {},
+        "scores": scores,
+        "instruction_segments": marked_segments(candidate.instruction, spans["instruction"]),
+        "response_segments": marked_segments(candidate.response, spans["response"]),
+        "holds_claim": holds_claim,
+        "draft": draft,
+        "draft_diff": _draft_diffs(candidate, draft) if draft else None,
+        "my_verdict": my_verdicts[-1] if my_verdicts else None,
+        # Blind review: the others' verdicts show only once this reviewer has decided.
+        "other_verdicts": [d for d in effective_verdicts(candidate) if d.reviewer_id != user.pk]
+        if decided else [],
+        "auto_rejection": auto,
+        "reasons": list(zip(REASON_KEYS, REJECT_REASONS, strict=True)),
+        "counts": queue_counts(project=project, user=user),
+    }
+
+
+def _draft_diffs(candidate: Candidate, draft: Draft) -> dict:
+    return edit_diffs(candidate=candidate, instruction=draft.instruction, response=draft.response)
+
+
+def edit_diffs(*, candidate: Candidate, instruction: str, response: str) -> dict:
+    """Word diffs of an edit against the candidate's current (model) text."""
+    diffs = {
+        "instruction": word_diff(candidate.instruction, instruction),
+        "response": word_diff(candidate.response, response),
+    }
+    diffs["changed"] = any(diff_changed(d) for d in diffs.values())
+    return diffs
+
+
+def conflict_view(*, candidate: Candidate, loaded_version: int | None) -> dict:
+    """What changed since the client loaded `loaded_version`."""
+    if loaded_version is None or loaded_version >= candidate.version:
+        return {"candidate": candidate, "diffs": None}
+    before = text_at_version(candidate=candidate, version=loaded_version)
+    diffs = {f: word_diff(before[f], getattr(candidate, f)) for f in EDITABLE_FIELDS}
+    diffs["changed"] = any(diff_changed(diffs[f]) for f in EDITABLE_FIELDS)
+    latest = candidate.decisions.filter(candidate_version__gte=loaded_version).select_related(
+        "reviewer"
+    ).order_by("-id").first()
+    return {"candidate": candidate, "diffs": diffs, "loaded_version": loaded_version,
+            "latest": latest}
+
+
+def adjudication_candidates(*, project: Project, user, limit: int = 200):
+    qs = Candidate.objects.filter(project=project, status__in=(ADJUDICATION, FLAGGED))
+    if not has_credentialed_access(user):
+        qs = qs.filter(credential=False)
+    return qs.select_related("record").order_by("id")[:limit]
+
+
+def adjudication_versions(*, candidate: Candidate) -> list[dict]:
+    """Every standing verdict and flag, each with word diffs against the model's text."""
+    decisions = list(effective_verdicts(candidate)) + list(
+        candidate.decisions.filter(action=FLAG, undone_by__isnull=True).select_related("reviewer")
+    )
+    versions = []
+    for d in sorted(decisions, key=lambda d: d.pk):
+        item = {"decision": d}
+        if d.action in (APPROVE, EDIT):
+            item["diffs"] = edit_diffs(candidate=candidate, instruction=d.instruction, response=d.response)
+        versions.append(item)
+    return versions
+
+
+def adjudication_count(*, project: Project) -> int:
+    return Candidate.objects.filter(
+        Q(status=ADJUDICATION) | Q(status=FLAGGED), project=project
+    ).count()

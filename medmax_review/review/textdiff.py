@@ -1,0 +1,74 @@
+"""Pure text helpers for the review screen: word diffs and marked spans, as plain segments.
+
+Templates render the segments with auto-escaping, so model or reviewer text is never trusted
+as HTML.
+"""
+
+import difflib
+import re
+
+EQUAL, INSERT, DELETE = "eq", "ins", "del"
+_TOKENS = re.compile(r"\s+|\S+")
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """[(op, text)] turning `old` into `new`, word by word (whitespace kept as its own tokens)."""
+    a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
+    segments: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            _append(segments, EQUAL, "".join(a[i1:i2]))
+            continue
+        if tag in ("delete", "replace"):
+            _append(segments, DELETE, "".join(a[i1:i2]))
+        if tag in ("insert", "replace"):
+            _append(segments, INSERT, "".join(b[j1:j2]))
+    return segments
+
+
+def _append(segments: list[tuple[str, str]], op: str, text: str) -> None:
+    if not text:
+        return
+    if segments and segments[-1][0] == op:
+        segments[-1] = (op, segments[-1][1] + text)
+    else:
+        segments.append((op, text))
+
+
+def diff_changed(segments: list[tuple[str, str]]) -> bool:
+    return any(op != EQUAL for op, _ in segments)
+
+
+def marked_segments(text: str, spans: list) -> list[tuple[str, bool]]:
+    """[(text, is_marked)] covering `text`, marking the union of [start, end) spans.
+
+    Spans out of range or malformed are clipped or ignored: scores come from another process and
+    may have been computed on an older text.
+    """
+    text = text or ""
+    ranges = []
+    for span in spans or []:
+        try:
+            start, end = int(span[0]), int(span[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        start, end = max(0, start), min(len(text), end)
+        if start < end:
+            ranges.append((start, end))
+    ranges.sort()
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    segments, pos = [], 0
+    for start, end in merged:
+        if pos < start:
+            segments.append((text[pos:start], False))
+        segments.append((text[start:end], True))
+        pos = end
+    if pos < len(text) or not segments:
+        segments.append((text[pos:], False))
+    return segments

@@ -1,0 +1,252 @@
+// Review screen: keyboard actions, image zoom/pan/window presets, edit mode, draft clock,
+// idempotency keys, and showing 409 conflicts. No inline code: the page's CSP forbids it.
+(() => {
+  "use strict";
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  // --- idempotency keys: one random id per rendered form, so a double submit is recorded once.
+  function randomId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  function fillKeys(root) {
+    $$("input[name=idempotency_key]", root).forEach((input) => {
+      if (!input.value) input.value = randomId();
+    });
+  }
+
+  // --- image viewer: fit by default; wheel/+/- zoom, drag/arrows pan, 0 fit, z full resolution.
+  const viewer = { scale: 1, fit: 1, x: 0, y: 0, img: null, box: null, mode: "fit" };
+  const WINDOWS = {
+    // Contrast/brightness approximations of the usual CT windows on an already windowed PNG.
+    lung: "contrast(1.6) brightness(1.35)",
+    bone: "contrast(2.2) brightness(0.85)",
+    soft: "contrast(1.3) brightness(1.0)",
+    brain: "contrast(2.6) brightness(1.1)",
+  };
+
+  function applyView() {
+    if (!viewer.img) return;
+    viewer.img.style.transform =
+      `translate(${viewer.x}px, ${viewer.y}px) scale(${viewer.scale})`;
+    const label = $("#zoom-level");
+    if (label) label.textContent = viewer.mode === "fit" ? "fit" : `${Math.round(viewer.scale * 100)}%`;
+  }
+  function fitView() {
+    const { img, box } = viewer;
+    if (!img || !box) return;
+    const w = img.naturalWidth || img.width, h = img.naturalHeight || img.height;
+    if (!w || !h) return;
+    const bw = box.clientWidth, bh = box.clientHeight;
+    viewer.fit = Math.min(bw / w, bh / h);
+    viewer.scale = viewer.fit;
+    viewer.x = (bw - w * viewer.scale) / 2;
+    viewer.y = (bh - h * viewer.scale) / 2;
+    viewer.mode = "fit";
+    applyView();
+  }
+  function zoomAt(factor, cx, cy) {
+    const { box } = viewer;
+    if (!viewer.img || !box) return;
+    if (cx === undefined) { cx = box.clientWidth / 2; cy = box.clientHeight / 2; }
+    const next = Math.min(Math.max(viewer.scale * factor, viewer.fit * 0.5), 16);
+    const k = next / viewer.scale;
+    viewer.x = cx - (cx - viewer.x) * k;
+    viewer.y = cy - (cy - viewer.y) * k;
+    viewer.scale = next;
+    viewer.mode = "zoom";
+    applyView();
+  }
+  function fullResolution() {
+    zoomAt(1 / viewer.scale);
+  }
+  function pan(dx, dy) {
+    viewer.x += dx; viewer.y += dy; viewer.mode = "zoom"; applyView();
+  }
+  function setWindow(name) {
+    if (!viewer.img || !viewer.box || !viewer.box.dataset.dicom) return;
+    viewer.img.style.filter = WINDOWS[name] || "";
+    $$("[data-window]").forEach((b) => b.classList.toggle("active", b.dataset.window === name));
+  }
+  function initViewer() {
+    viewer.box = $("#viewer");
+    viewer.img = $("#viewer-img");
+    if (!viewer.img) return;
+    if (viewer.img.complete) fitView(); else viewer.img.addEventListener("load", fitView, { once: true });
+    viewer.box.addEventListener("wheel", (ev) => {
+      ev.preventDefault();
+      const r = viewer.box.getBoundingClientRect();
+      zoomAt(ev.deltaY < 0 ? 1.15 : 1 / 1.15, ev.clientX - r.left, ev.clientY - r.top);
+    }, { passive: false });
+    let drag = null;
+    viewer.box.addEventListener("pointerdown", (ev) => {
+      if (ev.target.closest("button")) return;
+      drag = { x: ev.clientX, y: ev.clientY };
+      viewer.box.setPointerCapture(ev.pointerId);
+      viewer.box.classList.add("dragging");
+    });
+    viewer.box.addEventListener("pointermove", (ev) => {
+      if (!drag) return;
+      pan(ev.clientX - drag.x, ev.clientY - drag.y);
+      drag = { x: ev.clientX, y: ev.clientY };
+    });
+    const stop = () => { drag = null; viewer.box.classList.remove("dragging"); };
+    viewer.box.addEventListener("pointerup", stop);
+    viewer.box.addEventListener("pointercancel", stop);
+    $$("[data-zoom]", viewer.box).forEach((b) => b.addEventListener("click", () => {
+      ({ in: () => zoomAt(1.25), out: () => zoomAt(0.8), fit: fitView, full: fullResolution })[b.dataset.zoom]();
+    }));
+    $$("[data-window]", viewer.box).forEach((b) => b.addEventListener("click", () => setWindow(b.dataset.window)));
+  }
+  window.addEventListener("resize", () => { if (viewer.mode === "fit") fitView(); });
+
+  // --- overlays and modes
+  const show = (el, on) => el && el.classList.toggle("hidden", !on);
+  const isOpen = (el) => el && !el.classList.contains("hidden");
+  function closeOverlays() {
+    ["#keys-overlay", "#guidelines-overlay", "#reject-panel"].forEach((s) => show($(s), false));
+  }
+  function openEdit() {
+    const form = $("#edit-form");
+    if (!form) return;
+    show(form, true);
+    show($("#cand-view"), false);
+    const area = $("#edit-response");
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  }
+  function closeEdit() {
+    const form = $("#edit-form");
+    if (!form) return;
+    show(form, false);
+    show($("#cand-view"), true);
+    document.activeElement && document.activeElement.blur();
+  }
+  function openReject() {
+    const panel = $("#reject-panel");
+    if (!panel) return;
+    show(panel, true);
+    panel.querySelector("form").focus();
+  }
+  const click = (sel) => { const b = $(sel); if (b && !b.disabled) b.click(); };
+
+  // --- "draft saved N s ago"
+  let savedAt = null;
+  function readSaved() {
+    const status = $("#draft-status");
+    savedAt = status && status.dataset.saved ? Date.parse(status.dataset.saved) : null;
+  }
+  setInterval(() => {
+    const status = $("#draft-status");
+    if (!status || !savedAt) return;
+    const s = Math.max(0, Math.round((Date.now() - savedAt) / 1000));
+    status.textContent = `draft saved ${s} s ago`;
+  }, 1000);
+
+  function init(root) {
+    fillKeys(root);
+    readSaved();
+    if (root === document || root.id === "review-pane") {
+      initViewer();
+      const form = $("#edit-form");
+      if (form && form.dataset.draft) openEdit();
+    }
+  }
+  document.addEventListener("DOMContentLoaded", () => init(document));
+  document.addEventListener("htmx:afterSwap", (ev) => {
+    const target = ev.detail.target;
+    if (target.id === "draft-status" || ev.detail.elt.id === "draft-status") {
+      savedAt = Date.now();
+      const status = $("#draft-status");
+      if (status) status.textContent = "draft saved 0 s ago";
+      return;
+    }
+    if (target.id !== "conflict") $("#conflict") && $("#conflict").replaceChildren();
+    init(document.getElementById("review-pane") || document);
+  });
+
+  // 409 (candidate changed) and 400 (bad input) carry a fragment meant for #conflict: swap it.
+  document.addEventListener("htmx:beforeSwap", (ev) => {
+    const status = ev.detail.xhr.status;
+    if (status === 409 || status === 400) {
+      ev.detail.shouldSwap = true;
+      ev.detail.isError = false;
+      ev.detail.target = document.getElementById("conflict");
+      ev.detail.swapOverride = "innerHTML";
+    }
+  });
+
+  // --- keyboard
+  document.addEventListener("keydown", (ev) => {
+    if (ev.altKey || ev.metaKey) return;
+    const inField = ev.target.matches("input:not([type=radio]), textarea, select");
+    const reject = $("#reject-panel");
+    if (ev.key === "Escape") {
+      if (isOpen($("#edit-form")) && inField) { closeEdit(); ev.preventDefault(); return; }
+      closeOverlays();
+      return;
+    }
+    if (ev.ctrlKey) {
+      if (ev.key === "Enter" && isOpen($("#edit-form"))) {
+        ev.preventDefault();
+        click("[data-key=save-edit]");
+      }
+      return;
+    }
+    if (isOpen(reject)) {
+      const radio = $(`[data-reason-key="${ev.key}"]`, reject);
+      if (radio && !inField) {
+        ev.preventDefault();
+        radio.checked = true;
+        $("#reject-comment").focus();
+      } else if (ev.key === "Enter" && !inField) {
+        ev.preventDefault();
+        reject.querySelector("form").requestSubmit();
+      }
+      return;
+    }
+    if (inField) return;
+    const key = ev.key;
+    const actions = {
+      a: () => click("[data-key=a]"),
+      s: () => click("[data-key=s]"),
+      f: () => click("[data-key=f]"),
+      u: () => click("[data-key=u]"),
+      o: () => click("[data-key=o]"),
+      e: openEdit,
+      r: openReject,
+      g: () => { const el = $("#guidelines-overlay"); show(el, !isOpen(el)); },
+      "?": () => { const el = $("#keys-overlay"); show(el, !isOpen(el)); },
+      "+": () => zoomAt(1.25),
+      "=": () => zoomAt(1.25),
+      "-": () => zoomAt(0.8),
+      0: fitView,
+      z: fullResolution,
+      1: () => setWindow("lung"),
+      2: () => setWindow("bone"),
+      3: () => setWindow("soft"),
+      4: () => setWindow("brain"),
+      ArrowLeft: () => pan(60, 0),
+      ArrowRight: () => pan(-60, 0),
+      ArrowUp: () => pan(0, 60),
+      ArrowDown: () => pan(0, -60),
+    };
+    const act = actions[key];
+    if (act) {
+      ev.preventDefault();
+      act();
+    }
+  });
+  document.addEventListener("click", (ev) => {
+    const t = ev.target.closest("[data-key]");
+    if (!t) return;
+    if (t.dataset.key === "e") openEdit();
+    else if (t.dataset.key === "r") openReject();
+    else if (t.dataset.key === "close-edit") closeEdit();
+    else if (t.dataset.key === "close-reject") closeOverlays();
+  });
+})();
