@@ -1,0 +1,125 @@
+"""Pre-scoring throughput on one core as the number of candidates grows.
+
+Synthetic candidates are built in memory from the real demo records (faithful answers and
+altered ones: swapped side, changed number, a name, a refusal), with a few exact copies so the
+near-duplicate lookup has work to do. Each candidate goes through every text scorer plus MinHash
+and an LSH lookup against the earlier candidates of its image (the same rule the service uses).
+Image scoring is left out: it runs once per image, not per candidate.
+
+    .venv/bin/python bench/bench_scoring.py [--sizes 1000 10000 100000]
+
+A flat candidates/second (ratio near 1) means the cost per candidate does not grow with the
+project: no step compares all pairs.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medmax_review.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from medmax_review.core.medmax import IMAGE_BEFORE_INSTRUCTION, IMAGE_CAPTIONING, VQA  # noqa: E402
+from medmax_review.scoring.scorers import near_duplicate  # noqa: E402
+from medmax_review.scoring.scorers.base import ScoreInput  # noqa: E402
+from medmax_review.scoring.services import candidate_scores_compute, priority_for  # noqa: E402
+
+DEMO = ROOT / "demo_data"
+
+
+def demo_rows() -> list[dict]:
+    rows = []
+    for name in ("vqa_rad.jsonl", "slake.jsonl", "skimage.jsonl"):
+        rows += [json.loads(line) for line in (DEMO / name).read_text().splitlines()]
+    return rows
+
+
+def synthetic(count: int, rows: list[dict], seed: int = 7) -> list[tuple[int, ScoreInput]]:
+    """(image key, input) pairs; about 1 in 20 repeats an earlier candidate of the same image."""
+    rng = random.Random(seed)
+    vocab = sorted({w for r in rows for w in (r.get("caption", "") + r.get("question", "")).split()
+                    if w.isalpha()})
+    images = {r["image"]: i for i, r in enumerate(rows)}
+    made: list[tuple[int, ScoreInput]] = []
+    for i in range(count):
+        row = rows[i % len(rows)]
+        if i % 20 == 19 and i >= len(rows):
+            made.append(made[i - len(rows)])
+            continue
+        answer = row.get("answer") or row.get("caption", "")[:200]
+        filler = " ".join(rng.choices(vocab, k=8))
+        variant = i % 5
+        if variant == 1:
+            answer = answer.replace("Right", "Left").replace("right", "left")
+        elif variant == 2:
+            answer = f"{answer} measuring {rng.randint(2, 90)} mm"
+        elif variant == 3:
+            answer = f"{answer}, as Mr. John Smith was told on 03/14/2019"
+        elif variant == 4 and i % 10 == 4:
+            answer = "I'm sorry, as an AI I cannot interpret medical images."
+        task = VQA if "question" in row else IMAGE_CAPTIONING
+        item = ScoreInput(
+            instruction=row.get("question", "Describe the image."), response=f"{answer}. {filler}",
+            task=task, image_position=IMAGE_BEFORE_INSTRUCTION, caption=row.get("caption", ""),
+            question=row.get("question", ""), answer=row.get("answer", ""),
+            modality=row.get("meta", {}).get("modality", ""), has_image=True,
+        )
+        made.append((images[row["image"]], item))
+    return made
+
+
+def score_all(items: list[tuple[int, ScoreInput]]) -> tuple[float, float, int]:
+    """CPU seconds and wall seconds to score every item, and how many were near duplicates.
+
+    Throughput is computed from this process's CPU time: the machine's cores are shared, so wall
+    time measures the neighbours as much as the scorers."""
+    buckets: dict[int, list[int]] = defaultdict(list)
+    signatures: list[list[int]] = []
+    flagged = 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for index, (image, item) in enumerate(items):
+        scores = candidate_scores_compute(item=item)
+        sig = near_duplicate.minhash(f"{item.instruction}\n{item.context}\n{item.response}")
+        signatures.append(sig)
+        keys = near_duplicate.lsh_bands(sig, scope=image)
+        earlier = {other for key in keys for other in buckets[key]}
+        matches = [(o, s) for o in earlier
+                   if (s := near_duplicate.similarity(sig, signatures[o])) >= near_duplicate.SIMILAR]
+        scores[near_duplicate.NAME] = near_duplicate.score_near_duplicate(matches).as_dict()
+        priority_for(scores)
+        flagged += bool(matches)
+        for key in keys:
+            buckets[key].append(index)
+    return time.process_time() - cpu_start, time.perf_counter() - start, flagged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    args = parser.parse_args()
+    rows = demo_rows()
+    rates = []
+    print(f"scoring throughput, one process, {len(rows)} demo records as seeds")
+    print(f"{'candidates':>11} {'cpu s':>9} {'wall s':>9} {'cand/s/core':>12} {'near-dups':>10}")
+    for size in args.sizes:
+        items = synthetic(size, rows)
+        cpu, wall, flagged = score_all(items)
+        rates.append(size / cpu)
+        print(f"{size:>11} {cpu:>9.2f} {wall:>9.2f} {size / cpu:>12.0f} {flagged:>10}")
+    if len(rates) > 1:
+        print(f"throughput ratio largest/smallest size: {rates[-1] / rates[0]:.2f} "
+              f"(1.00 = cost per candidate independent of project size)")
+
+
+if __name__ == "__main__":
+    main()
