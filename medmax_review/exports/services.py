@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -297,6 +297,8 @@ class _Build:
                     self.stats.count(row, split)
                 read += len(batch)
                 DatasetVersion.objects.filter(pk=self.version.pk).update(rows_done=read)
+                # With DEBUG on, Django keeps every query's SQL; batches of ids would add up.
+                reset_queries()
             for name, handle in files.items():
                 digests[f"{name}.jsonl"] = handle.commit()
         except BaseException:

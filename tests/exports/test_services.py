@@ -9,7 +9,16 @@ from medmax_review.core import medmax
 from medmax_review.exports import services, writers
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects import services as project_services
-from medmax_review.review.models import APPROVED, Candidate
+from medmax_review.review.models import (
+    ADJUDICATE,
+    APPROVE,
+    APPROVED,
+    EDIT,
+    REJECT,
+    UNDO,
+    Candidate,
+    Decision,
+)
 from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
 from tests.exports.conftest import approve_records, export, store_demo_image
@@ -191,9 +200,12 @@ def test_imported_path_string_is_never_used(project, demo_data):
 
 
 def test_rows_breaking_medmax_rules_are_left_out_and_listed(project, vqa_rad, settings):
-    # given one candidate with an empty response and one whose image file has gone
+    # given one candidate with an empty response, one too long for the context, and one whose
+    # image file has gone
     bad = Candidate.objects.filter(project=project).order_by("id")[0]
     Candidate.objects.filter(pk=bad.pk).update(response="   ")
+    long = Candidate.objects.filter(project=project).order_by("id").last()
+    Candidate.objects.filter(pk=long.pk).update(response="lesion " * 900)
     gone = Candidate.objects.filter(project=project).order_by("id")[1]
     asset = gone.record.image
     os.unlink(Path(settings.MEDIA_ROOT) / asset.file)
@@ -202,11 +214,15 @@ def test_rows_breaking_medmax_rules_are_left_out_and_listed(project, vqa_rad, se
     version, folder = export(project)
     # then both are left out with their reasons, the rest published
     excluded = version.manifest["excluded"]
-    assert excluded["rows"] == 1 + sharing
+    assert excluded["rows"] == 2 + sharing
     listed = {e["candidate_id"]: e["reasons"] for e in excluded["listed"]}
     assert listed[bad.pk] == ["empty response"]
     assert listed[gone.pk] == ["image file missing from the image store"]
-    assert len(read_jsonl(folder / "data.jsonl")) == 150 - 1 - sharing
+    assert listed[long.pk][0].endswith("tokens, over the 2048-token context")
+    assert excluded["reasons"]["about N tokens, over the N-token context"] == 1
+    rows = read_jsonl(folder / "data.jsonl")
+    assert len(rows) == 150 - 2 - sharing
+    assert all(medmax.check_text(r["text"], has_image=True) == [] for r in rows)
 
 
 def test_filters_tasks_sources_licences_and_dates(project, vqa_rad, demo_data):
@@ -316,3 +332,63 @@ def test_split_of_is_stable_and_follows_proportions():
     assert splits == [services.split_of(k, [0.9, 0.05, 0.05]) for k in keys]
     assert 3400 < splits.count("train") < 3800
     assert {services.split_of(k, [0, 1, 0]) for k in keys} == {"validation"}
+
+
+def _decide(candidate, user, action, **extra):
+    return Decision.objects.create(
+        candidate=candidate, reviewer=user, action=action, candidate_version=1, **extra
+    )
+
+
+def test_agreement_and_min_agreeing_count_effective_human_verdicts(
+    project, vqa_rad, reviewer, reviewer2, adjudicator
+):
+    # given: c1 approved by two reviewers; c2 approved by one, rejected by another, then
+    # adjudicated; c3 approved by one whose approval was undone and redone by another
+    c1, c2, c3 = Candidate.objects.filter(project=project).order_by("id")[:3]
+    _decide(c1, reviewer, APPROVE)
+    _decide(c1, reviewer2, EDIT)
+    _decide(c2, reviewer, APPROVE)
+    _decide(c2, reviewer2, REJECT, reason="hallucination")
+    _decide(c2, adjudicator, ADJUDICATE)
+    undone = _decide(c3, reviewer, APPROVE)
+    _decide(c3, reviewer, UNDO, undoes=undone)
+    _decide(c3, reviewer2, APPROVE)
+    Candidate.objects.filter(pk=c1.pk).update(edited=True)
+    # when exported with at least two agreeing reviews and provenance
+    version, folder = export(project, min_agreeing=2, provenance=True)
+    # then c1 and c2 are published (c3 has one effective verdict), with their reviewers
+    rows = read_jsonl(folder / "data.jsonl")
+    assert [r["candidate_id"] for r in rows] == [c1.pk, c2.pk]
+    assert rows[0]["reviewers"] == [reviewer.username, reviewer2.username]
+    assert rows[0]["edited"] is True and rows[0]["decision"] == "edit"
+    assert rows[1]["decision"] == "adjudicate"
+    assert version.manifest["agreement"] == {
+        "reviews": 5, "candidates_reviewed": 2, "candidates_with_several_reviews": 2,
+        "unanimous": 1, "unanimous_share": 0.5,
+    }
+    assert version.manifest["excluded"]["rows"] == 148
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dataset_version_create_numbers_concurrent_exports_apart(project):
+    import threading
+
+    from django.db import connection
+
+    numbers, errors = [], []
+
+    def create():
+        try:
+            numbers.append(services.dataset_version_create(project=project, options={}).number)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(numbers) == [1, 2, 3, 4]

@@ -118,3 +118,31 @@ def test_export_download_of_unfinished_version_is_404(client, project, admin_use
     login(client, admin_user)
     url = reverse("export_download", args=[project.slug, version.number])
     assert client.get(url).status_code == 404
+
+
+def test_export_detail_page_shows_summary_escaped(client, project, admin_user, vqa_rad):
+    # given a source name carrying markup and one row left out
+    from medmax_review.review.models import Candidate
+    from medmax_review.sources.models import SourceRecord
+
+    SourceRecord.objects.filter(project=project).update(source="<script>alert(1)</script>")
+    bad = Candidate.objects.filter(project=project).order_by("id").first()
+    Candidate.objects.filter(pk=bad.pk).update(instruction="")
+    version, _ = export(project)
+    body = login(client, admin_user).get(
+        reverse("export_detail", args=[project.slug, version.number])
+    ).content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "Left out" in body and "empty instruction" in body and "149</b> rows published" in body
+
+
+def test_export_detail_page_says_why_a_version_failed(client, project, admin_user, tmp_path):
+    (tmp_path / "v1").mkdir()
+    version = services.dataset_version_create(project=project, options={}, out_dir=tmp_path)
+    version = services.dataset_version_build(version_id=version.pk)
+    body = login(client, admin_user).get(
+        reverse("export_detail", args=[project.slug, version.number])
+    ).content.decode()
+    assert version.status == "failed"
+    assert "The export failed and published nothing" in body and "already exists" in body
