@@ -76,3 +76,20 @@ def test_consistency_unmentioned_organ_is_poor(demo_rows):
     row = demo_rows["slake-857"]
     result = score_consistency(item_for(row, response="The kidney is on the left side."))
     assert _rules(result) == ["anatomy"] and result.band == "poor"
+
+
+def test_consistency_clean_on_every_faithful_demo_answer(demo_rows):
+    # Each real VQA answer, given as the response to its own question, contradicts nothing.
+    flagged = [
+        (row_id, result.evidence)
+        for row_id, row in demo_rows.items() if "answer" in row
+        if (result := score_consistency(item_for(row, response=row["answer"]))).value < 1
+    ]
+    assert flagged == []
+
+
+def test_consistency_instruction_naming_other_modality_fails(demo_rows):
+    row = demo_rows["slake-4114"]  # CT
+    item = item_for(row, response="Yes.", instruction="Is this ultrasound image taken via CT?")
+    (ev,) = score_consistency(item).evidence
+    assert ev["field"] == "instruction" and "ultrasound" in ev["text"]

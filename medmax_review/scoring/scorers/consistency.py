@@ -109,10 +109,12 @@ def _check_modality(item: ScoreInput) -> list[tuple[float, dict]]:
         truth |= set(modalities_in(f"{item.question}\n{item.answer}"))
     if not truth:
         return []
+    # An instruction may repeat the source question ("Is this a X-Ray?" when the answer is No).
+    allowed = {"instruction": truth | set(modalities_in(item.question)), "response": truth}
     found = []
     for field_name in ("instruction", "response"):
         for name, spans in modalities_in(getattr(item, field_name)).items():
-            if name not in truth:
+            if name not in allowed[field_name]:
                 found.append((CONTRADICTION, evidence(
                     "modality", f"names {name} but the source is {', '.join(sorted(truth))}",
                     field=field_name, spans=spans)))
