@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from medmax_review.review import browse_views
+
+urlpatterns = [
+    path("", browse_views.candidate_browse, name="candidate_browse"),
+    path("<int:candidate_id>/history/", browse_views.candidate_history, name="candidate_history"),
+    path("bulk/", browse_views.candidate_bulk, name="candidate_bulk"),
+    path("stats/", browse_views.project_stats, name="project_stats"),
+]

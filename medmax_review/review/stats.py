@@ -253,6 +253,7 @@ def chart_stacked(
 def chart_values(
     *, rows: list[dict], width: int = 640, bar: int = 22, gap: int = 10,
     label_width: int = 190, lo: float = 0.0, hi: float | None = None, unit: str = "",
+    decimals: int = 2,
 ) -> dict:
     """Horizontal bars of one value each. rows: [{label, value (None: no data)}].
 
@@ -277,7 +278,7 @@ def chart_values(
         bars.append(entry)
     return {"width": width, "height": max(len(rows), 1) * (bar + gap), "bar": bar,
             "zero_x": round(zero_x, 2), "empty_x": round(zero_x + 6, 2),
-            "label_width": label_width, "bars": bars, "unit": unit}
+            "label_width": label_width, "bars": bars, "unit": unit, "decimals": decimals}
 
 
 def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> dict:
@@ -285,10 +286,11 @@ def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> 
     throughput = reviewer_throughput(project=project, reviewer_id=reviewer_only_id)
     data = {
         "throughput_chart": chart_values(
-            rows=[{"label": t["name"], "value": t["decisions"]} for t in throughput]
+            rows=[{"label": t["name"], "value": t["decisions"]} for t in throughput], decimals=0
         ),
         "speed_chart": chart_values(
-            rows=[{"label": t["name"], "value": t["median_seconds"]} for t in throughput], unit="s"
+            rows=[{"label": t["name"], "value": t["median_seconds"]} for t in throughput], unit="s",
+            decimals=0,
         ),
         "throughput": throughput,
     }
@@ -316,7 +318,7 @@ def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> 
                        "note": f"{agreement['items']} items"}],
                 lo=-1.0, hi=1.0,
             ),
-            "edit_chart": chart_values(rows=edit_rows, lo=0.0, hi=100.0, unit="%"),
+            "edit_chart": chart_values(rows=edit_rows, lo=0.0, hi=100.0, unit="%", decimals=0),
             "bands_chart": chart_stacked(
                 rows=score_bands_vs_decisions(project=project), series=(APPROVED, REJECTED),
                 share=True,

@@ -1,0 +1,158 @@
+"""Bulk actions over the candidates a browser filter selects: re-score, re-queue, reject below a
+score threshold. Each walks the selection in id batches (a million rows never sit in memory or
+in one transaction) and leaves one AuditEntry saying who did what to how many, with which filters.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F, FloatField, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from medmax_review.projects.models import Project
+from medmax_review.review.browse_selectors import (
+    BrowseFilters,
+    candidates_filtered,
+    score_name_check,
+)
+from medmax_review.review.candidates import slots_create
+from medmax_review.review.models import (
+    ADJUDICATION,
+    FLAGGED,
+    GENERATION_ERROR,
+    PENDING,
+    REJECT,
+    REJECTED,
+    AuditEntry,
+    Candidate,
+    Decision,
+    ReviewSlot,
+)
+
+RESCORE, REQUEUE, REJECT_BELOW = "rescore", "requeue", "reject_below"
+BULK_ACTIONS = [
+    (RESCORE, "Re-score"),
+    (REQUEUE, "Re-queue for review"),
+    (REJECT_BELOW, "Reject below a score threshold"),
+]
+BATCH = 500
+SCORE_TASK = "medmax_review.scoring.tasks.score_candidates"
+# Only undecided candidates are auto-rejected: a threshold never overrides a human approval.
+REJECTABLE = (PENDING, FLAGGED, ADJUDICATION)
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    action: str
+    filters: BrowseFilters
+    score_name: str = ""
+    threshold: float | None = None
+
+    def check(self) -> None:
+        if self.action not in dict(BULK_ACTIONS):
+            raise ValueError(f"action: {self.action!r} is not a bulk action")
+        if self.action == REJECT_BELOW:
+            if not self.score_name:
+                raise ValueError("score: choose the score to compare with the threshold")
+            score_name_check(self.score_name)
+            if self.threshold is None:
+                raise ValueError("threshold: give a number, e.g. 0.3")
+
+
+def bulk_selection(*, project: Project, request: BulkRequest) -> QuerySet:
+    """The candidates the action would touch."""
+    request.check()
+    qs = candidates_filtered(project=project, filters=request.filters)
+    if request.action == REQUEUE:
+        # Failed generations have no usable text to review.
+        qs = qs.exclude(status=GENERATION_ERROR)
+    elif request.action == REJECT_BELOW:
+        qs = qs.filter(status__in=REJECTABLE).alias(
+            score_value=Cast(KT(f"scores__{request.score_name}__value"), FloatField())
+        ).filter(score_value__lt=request.threshold)
+    return qs
+
+
+def bulk_count(*, project: Project, request: BulkRequest) -> int:
+    """What the confirmation step shows."""
+    return bulk_selection(project=project, request=request).count()
+
+
+def _id_batches(qs: QuerySet) -> Iterator[list[int]]:
+    """The ids of qs in ascending batches, by keyset on id (no OFFSET, no long transaction)."""
+    last = 0
+    while True:
+        ids = list(qs.filter(id__gt=last).order_by("id").values_list("id", flat=True)[:BATCH])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def bulk_run(*, project: Project, user, request: BulkRequest) -> AuditEntry:
+    """Apply the action and record it; returns the audit entry (details.count = touched)."""
+    qs = bulk_selection(project=project, request=request)
+    run = {RESCORE: _rescore, REQUEUE: _requeue, REJECT_BELOW: _reject_below}[request.action]
+    count = 0
+    for ids in _id_batches(qs):
+        count += run(project=project, user=user, request=request, ids=ids)
+    details = {"filters": request.filters.as_dict(), "count": count}
+    if request.action == REJECT_BELOW:
+        details.update({"score": request.score_name, "threshold": request.threshold})
+    return AuditEntry.objects.create(
+        project=project, user=user, action=f"bulk_{request.action}", details=details
+    )
+
+
+def _rescore(*, project, user, request, ids: list[int]) -> int:
+    # By name: the web process need not import the scoring code to enqueue it.
+    transaction.on_commit(lambda ids=ids: current_app.send_task(SCORE_TASK, args=[ids]))
+    return len(ids)
+
+
+@transaction.atomic
+def _requeue(*, project, user, request, ids: list[int]) -> int:
+    """Re-open: back to pending, with any missing review slots; earlier decisions stay."""
+    now = timezone.now()
+    # select_for_update: a reviewer deciding one of these meanwhile waits for this batch.
+    candidates = list(Candidate.objects.select_for_update().filter(id__in=ids).order_by("id"))
+    Candidate.objects.filter(id__in=ids).exclude(status=PENDING).update(
+        status=PENDING, decided_at=None, version=F("version") + 1, updated_at=now
+    )
+    slots_create(project=project, candidates=candidates)
+    return len(candidates)
+
+
+@transaction.atomic
+def _reject_below(*, project, user, request, ids: list[int]) -> int:
+    """System reject with a note; the slots not yet done go, so nobody reviews it needlessly."""
+    now = timezone.now()
+    # Re-check under the lock: a reviewer may have decided one since the selection was read.
+    candidates = list(
+        Candidate.objects.select_for_update()
+        .filter(id__in=ids, status__in=REJECTABLE).order_by("id")
+    )
+    note = (
+        f"bulk reject: {request.score_name} < {request.threshold:g}"
+        f" (by {getattr(user, 'username', 'system')})"
+    )
+    Decision.objects.bulk_create(
+        [
+            Decision(
+                candidate=c, action=REJECT, system_note=note[:500],
+                candidate_version=c.version + 1,
+            )
+            for c in candidates
+        ]
+    )
+    touched = [c.id for c in candidates]
+    Candidate.objects.filter(id__in=touched).update(
+        status=REJECTED, decided_at=now, version=F("version") + 1, updated_at=now
+    )
+    # Claimed slots go too: their holder's submission would now conflict with the new version.
+    ReviewSlot.objects.filter(candidate_id__in=touched).exclude(state=ReviewSlot.DONE).delete()
+    return len(touched)
