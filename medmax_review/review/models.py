@@ -162,6 +162,9 @@ class Revision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     candidate_version = models.PositiveIntegerField()
+    # True: the candidate carried this text from `candidate_version` on. False: a reviewer's
+    # proposed edit, kept while other reviewers are still blind to it.
+    applied = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

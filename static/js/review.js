@@ -3,6 +3,10 @@
 (() => {
   "use strict";
 
+  // htmx settles "style" by copying it with setAttribute, which the strict CSP blocks; the
+  // viewer sets its transform through the CSSOM instead, so leave style out of settling.
+  if (window.htmx) htmx.config.attributesToSettle = ["class", "width", "height"];
+
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
