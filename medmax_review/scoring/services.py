@@ -326,9 +326,22 @@ def _threshold_breach(candidate: Candidate) -> tuple[str, float, float] | None:
     """(score name, value, threshold) of the first score under the project's threshold."""
     for name, threshold in sorted((candidate.project.auto_reject_thresholds or {}).items()):
         score = candidate.scores.get(name)
-        if score is not None and score["value"] < float(threshold):
+        # A malformed threshold (not a number) is ignored rather than rejecting on a guess.
+        if score is None or isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            continue
+        if score["value"] < threshold:
             return name, score["value"], float(threshold)
     return None
+
+
+def _reject_reason(name: str, score: dict) -> str:
+    """The reject reason for a score; a consistency failure names laterality or modality."""
+    if name == "consistency":
+        rules = {e.get("rule") for e in score.get("evidence", [])}
+        for specific in ("laterality", "modality"):
+            if specific in rules:
+                return specific
+    return REJECT_REASON_FOR.get(name, "other")
 
 
 def _auto_reject(batch: list[Candidate]) -> None:
@@ -349,7 +362,7 @@ def _auto_reject(batch: list[Candidate]) -> None:
             continue
         Decision.objects.create(
             candidate=locked, reviewer=None, action=REJECT,
-            reason=REJECT_REASON_FOR.get(name, "other"),
+            reason=_reject_reason(name, locked.scores.get(name) or {}),
             system_note=f"auto-rejected: {name} score {value:.2f} is below the project's "
                         f"threshold {threshold:.2f}",
             candidate_version=locked.version,

@@ -192,3 +192,19 @@ def test_candidates_score_same_question_on_other_images_is_not_duplicate(demo_ro
     candidates_score(candidate_ids=[a.id, b.id])
 
     assert Candidate.objects.get(pk=b.pk).scores["near_duplicate"]["value"] == 1.0
+
+
+def test_candidates_score_auto_reject_names_laterality(project, demo_rows, make_record,
+                                                       make_candidate):
+    project.auto_reject_thresholds = {"consistency": 0.5, "grounding": "high"}
+    project.save()
+    record = make_record(demo_rows["vqarad-1582"])
+    swapped = make_candidate(record, response="Left")
+    unknown = make_candidate(record, response="Right lung, zebra", sample_index=1)
+
+    candidates_score(candidate_ids=[swapped.id, unknown.id])
+
+    (decision,) = Decision.objects.filter(candidate=swapped)
+    assert decision.reason == "laterality"
+    # "high" is not a number: that threshold is ignored, nothing is rejected on it.
+    assert Candidate.objects.get(pk=unknown.pk).status == PENDING
