@@ -1,6 +1,3 @@
-import io
-import json
-import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,7 +9,7 @@ from medmax_review.sources import services
 from medmax_review.sources.images import image_store
 from medmax_review.sources.models import ImportRun, SourceRecord
 from tests.conftest import PASSWORD
-from tests.sources.conftest import demo_row, png_bytes
+from tests.sources.conftest import png_bytes, zip_bundle_bytes
 
 
 def _login(client, user):
@@ -21,14 +18,7 @@ def _login(client, user):
 
 
 def _zip_upload(name="set.zip") -> SimpleUploadedFile:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.writestr("rows.jsonl", "\n".join(
-            json.dumps(demo_row(i)) for i in range(2)
-        ) + "\n{bad json\n")
-        for i in range(3):
-            zf.writestr(f"img/{i}.png", png_bytes(color=i + 5))
-    return SimpleUploadedFile(name, out.getvalue(), content_type="application/zip")
+    return SimpleUploadedFile(name, zip_bundle_bytes(), content_type="application/zip")
 
 
 def test_import_upload_admin_sees_form_and_past_runs(client, project, admin_user):
