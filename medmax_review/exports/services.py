@@ -5,6 +5,12 @@ images (images/<sha256>.<ext>, or images.tar, or none) and manifest.json, writte
 file is written under a hidden ".<name>.partial" name and renamed only when complete, so a crash
 never leaves a file that looks whole. The data files hold nothing about when or by whom they
 were made: the same approved set and options give byte-identical files.
+
+Choices: credentialed rows keep `image_path` with an empty value (as published MedMax rows
+for credentialed sources do) and their image is never copied; with images "none", rows still
+name images/<sha256>.<ext>, the path the image would have, so it can be supplied from the
+store later. Images are looked up only by the content hash stored with the record, never
+through a path string that came with imported data.
 """
 
 import datetime as dt

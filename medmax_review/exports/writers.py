@@ -47,12 +47,12 @@ def medmax_line(row: ExportLine) -> str:
     return _dumps({"text": row.text, "image_path": row.image_path}, row)
 
 
-def _parts(segment: str, *, with_image: bool) -> list[dict]:
+def _parts(segment: str) -> list[dict]:
     """Text and image parts of one turn, the image where the <image> placeholder stood."""
     parts: list[dict] = []
     pieces = segment.split(IMAGE)
     for i, piece in enumerate(pieces):
-        if i and with_image:
+        if i:
             parts.append({"type": "image"})
         if piece.strip():
             parts.append({"type": "text", "text": piece.strip()})
@@ -68,8 +68,8 @@ def chat_line(row: ExportLine) -> str:
     prompt, answer = row.text.split(SEPARATOR, 1)
     obj = {
         "messages": [
-            {"role": "user", "content": _parts(prompt, with_image=True)},
-            {"role": "assistant", "content": _parts(answer, with_image=True)},
+            {"role": "user", "content": _parts(prompt)},
+            {"role": "assistant", "content": _parts(answer)},
         ],
         "images": [row.image_path] if row.image_path else [],
     }
