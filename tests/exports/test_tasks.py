@@ -12,7 +12,7 @@ from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
 from tests.conftest import DEMO_DATA, PASSWORD
 from tests.exports.conftest import approve_records
-from tests.sources.test_tasks import worker  # noqa: F401 - the shared real-worker fixture
+from tests.sources.conftest import worker  # noqa: F401 - the shared real-worker fixture
 
 pytestmark = pytest.mark.worker
 
