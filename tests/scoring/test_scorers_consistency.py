@@ -93,3 +93,10 @@ def test_consistency_instruction_naming_other_modality_fails(demo_rows):
     item = item_for(row, response="Yes.", instruction="Is this ultrasound image taken via CT?")
     (ev,) = score_consistency(item).evidence
     assert ev["field"] == "instruction" and "ultrasound" in ev["text"]
+
+
+def test_consistency_response_repeating_question_is_not_a_claim(demo_rows):
+    row = demo_rows["slake-3482"]  # "Is this a X-Ray?" -> "No" (an MRI)
+    assert score_consistency(item_for(row, response="Is this a X-Ray? No.")).value == 1.0
+    result = score_consistency(item_for(row, response="No. It is an X-ray."))
+    assert [e["rule"] for e in result.evidence] == ["modality"]

@@ -58,3 +58,9 @@ def test_format_too_long_text_fails(demo_rows):
 def test_format_placeholder_without_image_fails(demo_rows):
     item = item_for(demo_rows["vqarad-1582"], response="Right <image>", image_position=IMAGE_NONE)
     assert any("no image" in e["text"] for e in score_format(item).evidence)
+
+
+def test_format_chinese_answer_counts_as_words(demo_rows):
+    row = demo_rows["slake-9023"]  # a Chinese SLAKE question, answered "圆形" (round)
+    result = score_format(item_for(row, response=row["answer"]))
+    assert result.value == 1.0, result.evidence

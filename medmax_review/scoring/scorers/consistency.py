@@ -112,9 +112,13 @@ def _check_modality(item: ScoreInput) -> list[tuple[float, dict]]:
     # An instruction may repeat the source question ("Is this a X-Ray?" when the answer is No).
     allowed = {"instruction": truth | set(modalities_in(item.question)), "response": truth}
     found = []
+    questions = [m.span() for m in re.finditer(r"[^.!?\n]*\?", item.response)]
     for field_name in ("instruction", "response"):
         for name, spans in modalities_in(getattr(item, field_name)).items():
-            if name not in allowed[field_name]:
+            if field_name == "response":
+                # A response that repeats a question ("Is this a X-Ray? No.") asserts nothing.
+                spans = [(s, e) for s, e in spans if not any(a <= s < b for a, b in questions)]
+            if spans and name not in allowed[field_name]:
                 found.append((CONTRADICTION, evidence(
                     "modality", f"names {name} but the source is {', '.join(sorted(truth))}",
                     field=field_name, spans=spans)))

@@ -2,7 +2,8 @@
 
 import re
 
-WORD = re.compile(r"[A-Za-z][A-Za-z\-']*[A-Za-z]|[A-Za-z]|\d+(?:\.\d+)?")
+# Letters of any script (SLAKE has Chinese questions), inner hyphens/apostrophes, or a number.
+WORD = re.compile(r"[^\W\d_](?:[\w\-']*[^\W\d_])?|\d+(?:\.\d+)?")
 
 STOP_WORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been
