@@ -165,7 +165,7 @@ def llama_server(tmp_path_factory):
     path = require_local_model()
     # A file, not a pipe: the server logs a lot and would block on a full pipe.
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    log_file = open(log_path, "wb")  # closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", path, "--port", str(LLAMA_SERVER_PORT),
          "--host", "127.0.0.1", "--n_ctx", "2048", "--n_threads", "2"],

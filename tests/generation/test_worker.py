@@ -1,0 +1,128 @@
+"""A real Celery worker on Redis runs jobs; one killed mid-job and restarted loses nothing."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.db.models import Count
+
+from medmax_review.core import medmax
+from medmax_review.generation import services
+from medmax_review.generation.models import GenerationJob
+from medmax_review.review.models import Candidate
+from tests.generation.conftest import StubServer, records_demo
+
+pytestmark = pytest.mark.worker
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = ROOT / ".venv" / "bin" / "celery"
+
+
+@pytest.fixture
+def worker_factory(transactional_db, tmp_path):
+    """Start workers that use the SAME test database as this test."""
+    import redis
+
+    from tests.conftest import require_service
+
+    broker = django_settings.CELERY_BROKER_URL
+    if not broker.startswith("redis://"):
+        require_service("Redis (CELERY_BROKER_URL=redis://...)")
+    redis.Redis.from_url(broker).flushdb()  # this suite's own Redis db: no stale messages
+    database = connection.settings_dict
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    started = []
+
+    def start(**env_extra) -> subprocess.Popen:
+        env = {
+            **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
+            "CELERY_VISIBILITY_TIMEOUT": "3", "GENERATION_STALE_SECONDS": "3",
+            "MEDIA_ROOT": str(django_settings.MEDIA_ROOT), **env_extra,
+        }
+        env.pop("TEST_DATABASE_NAME", None)
+        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # closed at teardown
+        process = subprocess.Popen(
+            [str(CELERY), "-A", "medmax_review", "worker", "-P", "solo", "-c", "1",
+             "--without-mingle", "--without-gossip", "-Q", "celery", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _job(pk):
+    return GenerationJob.objects.get(pk=pk)
+
+
+def test_worker_runs_job_end_to_end(project, demo_data, worker_factory):
+    records_demo(project, demo_data, names=("vqa_rad.jsonl",))
+    worker_factory()
+    job = services.job_create(project=project, task=medmax.VQA, backend="template",
+                              filters={"limit": 20})
+    _wait(lambda: _job(job.pk).status == GenerationJob.DONE, 90, "the job to finish")
+    finished = _job(job.pk)
+    assert (finished.done, finished.failed, finished.total) == (20, 0, 20)
+    assert Candidate.objects.filter(job=job).count() == 20
+
+
+def test_worker_killed_mid_job_then_restarted_finishes_without_duplicates(
+    project, demo_data, worker_factory, settings
+):
+    records_demo(project, demo_data, names=("vqa_rad.jsonl",))
+    stub = StubServer(latency=0.25)
+    settings.LLM_ALLOWED_BASE_URLS = [stub.base_url]
+    env = {"LLM_ALLOWED_BASE_URLS": stub.base_url, "GENERATION_BATCH_SIZE": "4",
+           "LLM_CONCURRENCY": "2"}
+    try:
+        first = worker_factory(**env)
+        job = services.job_create(project=project, task=medmax.VQA, backend="openai",
+                                  model="stub", base_url=stub.base_url, filters={"limit": 40})
+        # given a worker that has saved a few batches but not all
+        _wait(lambda: _job(job.pk).done >= 8, 90, "a few batches to be saved")
+        # when it is killed without warning
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        killed = _job(job.pk)
+        assert killed.status == GenerationJob.RUNNING and 8 <= killed.done < killed.total
+        # then a new worker takes the unacknowledged task over once the heartbeat is stale
+        worker_factory(**env)
+        _wait(lambda: _job(job.pk).status == GenerationJob.DONE, 120, "the restarted job to finish")
+    finally:
+        stub.close()
+    finished = _job(job.pk)
+    assert (finished.done, finished.failed, finished.total) == (40, 0, 40)
+    assert Candidate.objects.filter(job=job).count() == 40
+    duplicates = (
+        Candidate.objects.values("record", "task", "template_ref", "sample_index")
+        .annotate(n=Count("id")).filter(n__gt=1)
+    )
+    assert not duplicates.exists()
+    # every record of the job has its candidate: nothing lost
+    assert set(Candidate.objects.filter(job=job).values_list("record_id", flat=True)) == set(
+        finished.record_ids
+    )
