@@ -32,6 +32,8 @@ def zip_extract(*, path: Path, target: Path, display: str) -> list[RowError]:
     """Extract the safe entries of `path` into `target`; every refused entry becomes an error."""
     errors = []
     root = target.resolve()
+    # A small archive may declare huge entries; stop before it fills the disk.
+    budget = 2 * settings.MEDMAX_MAX_UPLOAD_BYTES
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -45,9 +47,12 @@ def zip_extract(*, path: Path, target: Path, display: str) -> list[RowError]:
             destination = (root / info.filename.replace("\\", "/")).resolve()
             if not problem and not destination.is_relative_to(root):
                 problem = "entry path would land outside the archive's folder"
+            if not problem and info.file_size > budget:
+                problem = "the archive expands to more than twice the upload limit; entry skipped"
             if problem:
                 errors.append(RowError(where, 0, ZIP_FIELD, problem))
                 continue
+            budget -= info.file_size
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with archive.open(info) as src, open(destination, "wb") as dst:

@@ -18,6 +18,8 @@ from medmax_review.sources.models import ImageAsset
 
 # Formats a browser can show; anything else Pillow reads is refused rather than served broken.
 ALLOWED_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+# Camera JPEGs with a second picture inside are reported as MPO; browsers show them as JPEG.
+FORMAT_ALIASES = {"MPO": "JPEG"}
 
 
 class ImageRejected(ValueError):
@@ -52,7 +54,7 @@ def image_check(*, data: bytes) -> CheckedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
-                fmt, (width, height) = im.format, im.size
+                fmt, (width, height) = FORMAT_ALIASES.get(im.format, im.format), im.size
                 im.verify()
             if width * height > max_pixels:
                 raise ImageRejected(

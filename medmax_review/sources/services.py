@@ -224,40 +224,35 @@ class _Importer:
             dicom={c.sha256: row.dicom for row, c in batch if c and row.dicom},
         )
         keys = {(row.record["source"], row.record["external_id"]) for row, _ in batch}
-        existing = set(
-            SourceRecord.objects.filter(
+        existing: dict[tuple[str, str], SourceRecord | None] = {
+            (source, external_id): None
+            for source, external_id in SourceRecord.objects.filter(
                 project=self.project,
                 source__in={s for s, _ in keys},
                 external_id__in={e for _, e in keys},
             ).values_list("source", "external_id")
-        )
-        fresh: list[tuple[ParsedRow, SourceRecord]] = []
+        }
+        fresh: list[SourceRecord] = []
+        # Every row with a candidate, new record or not: candidates_create skips existing ones,
+        # so a second MedMax row (another task) on a known record still gets its candidate.
+        with_candidates: list[tuple[ParsedRow, tuple[str, str]]] = []
         duplicates = 0
         for row, image in batch:
             key = (row.record["source"], row.record["external_id"])
+            if row.candidate:
+                with_candidates.append((row, key))
             if key in existing:
                 duplicates += 1
                 continue
-            existing.add(key)
-            record = SourceRecord(
+            existing[key] = SourceRecord(
                 project=self.project,
                 image=assets[image.sha256] if image else None,
                 import_run=self.import_run,
                 **row.record,
             )
-            fresh.append((row, record))
-        SourceRecord.objects.bulk_create([r for _, r in fresh], batch_size=BATCH_SIZE)
-        specs = [
-            CandidateSpec(
-                record_id=record.pk,
-                credential=record.credential == "yes",
-                template_ref="import",
-                provenance={"import_file": row.file, "line": row.line},
-                **row.candidate,
-            )
-            for row, record in fresh
-            if row.candidate
-        ]
+            fresh.append(existing[key])
+        SourceRecord.objects.bulk_create(fresh, batch_size=BATCH_SIZE)
+        specs = self._candidate_specs(with_candidates, existing) if with_candidates else []
         made = (
             candidates_create(project=self.project, specs=specs, approved_note=approved_note)
             if specs else []
@@ -266,6 +261,30 @@ class _Importer:
         self.report.duplicates += duplicates
         self.report.created += len(fresh)
         self.report.candidates_created += len(made)
+
+    def _candidate_specs(self, rows, records) -> list[CandidateSpec]:
+        missing = [key for _, key in rows if records[key] is None]
+        known = {}
+        if missing:
+            known = {
+                (r.source, r.external_id): r
+                for r in SourceRecord.objects.filter(
+                    project=self.project,
+                    source__in={s for s, _ in missing},
+                    external_id__in={e for _, e in missing},
+                ).only("id", "source", "external_id", "credential")
+            }
+        specs = []
+        for row, key in rows:
+            record = records[key] or known[key]
+            specs.append(CandidateSpec(
+                record_id=record.pk,
+                credential=record.credential == "yes",
+                template_ref="import",
+                provenance={"import_file": row.file, "line": row.line},
+                **row.candidate,
+            ))
+        return specs
 
     def _progress(self) -> None:
         if not (self.track_progress and self.import_run):

@@ -1,13 +1,15 @@
 import csv
+import io
 import json
 import threading
 import time
 import zipfile
 
 from django.db import connection, transaction
+from PIL import Image
 
 from medmax_review.review.models import APPROVED, PENDING, Candidate, Decision
-from medmax_review.sources.images import image_path
+from medmax_review.sources.images import image_path, image_store
 from medmax_review.sources.models import ImageAsset, SourceRecord
 from medmax_review.sources.services import records_import
 from tests.sources.conftest import demo_row, png_bytes, write_jsonl
@@ -195,3 +197,46 @@ def test_records_import_concurrent_same_rows_counts_duplicates(
     assert report.errors == []
     assert (report.created, report.duplicates) == (1, 1)
     assert SourceRecord.objects.filter(project=project).count() == 2
+
+
+def test_records_import_medmax_second_task_on_known_record(project, image_folder):
+    first = {"id": "case-1", "text": "<image>Is it normal?<reserved08706>Yes.",
+             "image_path": "img/0.png", "task": "vqa", "source": "set", "credential": "no"}
+    second = {**first, "text": "<image>Describe the image.<reserved08706>A normal film.",
+              "task": "image_captioning"}
+    path = write_jsonl(image_folder / "two_tasks.jsonl", [first, second])
+
+    report = records_import(project=project, path=path)
+
+    assert (report.created, report.duplicates, report.candidates_created) == (1, 1, 2)
+    record = SourceRecord.objects.get()
+    assert set(record.candidates.values_list("task", flat=True)) == {"vqa", "image_captioning"}
+
+
+def test_records_import_csv_reports_the_starting_line(project, image_folder):
+    path = image_folder / "rows.csv"
+    path.write_text(
+        "id,image,question,answer,source\n"
+        'a,img/0.png,"A question\nover two lines?",yes,s\n'
+        "b,img/1.png,No answer here?,,s\n"
+        "c,img/2.png,Too,many,s,fields\n",
+        encoding="utf-8",
+    )
+
+    report = records_import(project=project, path=path)
+
+    assert report.created == 1
+    assert [(e.line, e.field) for e in report.errors] == [(4, "answer"), (5, "")]
+    assert report.errors[1].message == "row has 6 fields, header has 5"
+
+
+def test_image_store_accepts_mpo_as_jpeg(db):
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (16, 16), "blue")]
+    )
+
+    asset = image_store(data=out.getvalue())
+
+    assert asset.format == "jpeg" and asset.file.endswith(".jpg")
+    assert image_store(data=out.getvalue()).pk == asset.pk
