@@ -185,3 +185,27 @@ def versions_for_project(*, project: Project) -> QuerySet:
 
 def version_get(*, project: Project, number: int) -> DatasetVersion | None:
     return DatasetVersion.objects.filter(Q(project=project) & Q(number=number)).first()
+
+
+_OPTION_LABELS = [
+    ("status", "status"), ("format", "format"), ("images", "images"), ("split", "split"),
+    ("provenance", "provenance columns"), ("tasks", "tasks"), ("sources", "sources"),
+    ("licenses", "only licences"), ("exclude_licenses", "left-out licences"),
+    ("min_agreeing", "minimum agreeing reviews"), ("since", "decided from"),
+    ("until", "decided until"),
+]
+
+
+def version_filters_display(*, version: DatasetVersion) -> list[tuple[str, str]]:
+    """The options of a version as (label, text) in a fixed order (JSONB keeps no key order)."""
+    out = []
+    for key, label in _OPTION_LABELS:
+        value = version.options.get(key)
+        if isinstance(value, list):
+            text = ", ".join(str(v) for v in value) if value else "all"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        else:
+            text = "–" if value is None else str(value)
+        out.append((label, text))
+    return out

@@ -44,6 +44,7 @@ def export_detail(request, slug, number):
             (name, version.manifest["files"].get(name))
             for name in services.version_files(version) if not name.startswith("images/")
         ],
+        "filters": selectors.version_filters_display(version=version),
         "image_files": sum(1 for n in version.manifest.get("files", {}) if n.startswith("images/")),
     }
     template = "exports/export_detail.html"
