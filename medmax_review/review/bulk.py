@@ -143,8 +143,8 @@ def _reject_below(*, project, user, request, ids: list[int]) -> int:
     Decision.objects.bulk_create(
         [
             Decision(
-                candidate=c, action=REJECT, system_note=note[:500],
-                candidate_version=c.version + 1,
+                # The version the rejection was made against, as for reviewers' decisions.
+                candidate=c, action=REJECT, system_note=note[:500], candidate_version=c.version,
             )
             for c in candidates
         ]

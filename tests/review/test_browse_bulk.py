@@ -101,6 +101,7 @@ def test_candidate_bulk_reject_below_threshold(client, project, admin_user, grad
     rejected = Decision.objects.filter(action=REJECT)
     assert {d.candidate_id for d in rejected} == low_ids
     assert all(d.reviewer_id is None and "grounding < 0.3" in d.system_note for d in rejected)
+    assert all(d.candidate_version == 1 for d in rejected)
     for c in graded["low"]:
         c.refresh_from_db()
         assert c.status == REJECTED and c.decided_at is not None

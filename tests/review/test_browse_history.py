@@ -86,6 +86,15 @@ def test_candidate_history_escapes_script_in_comment_and_text(client, project, a
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
 
 
+def test_candidate_history_links_adjudication(client, project, adjudicator):
+    from medmax_review.review.models import ADJUDICATION
+
+    (c,) = add_candidates(project, 1, status=ADJUDICATION)
+    client.force_login(adjudicator)
+    html = client.get(_url(project, c)).content.decode()
+    assert reverse("adjudication_candidate", args=[project.slug, c.id]) in html
+
+
 def test_candidate_history_shows_provenance_and_score_evidence(client, project, admin_user,
                                                                story):
     client.force_login(admin_user)
