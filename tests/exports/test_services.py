@@ -71,6 +71,11 @@ def test_medmax_export_generation_task_puts_image_in_response(project, vqa_rad):
         prompt, answer = row["text"].split(medmax.SEPARATOR)
         assert medmax.IMAGE not in prompt and answer == medmax.IMAGE
         assert medmax.check_text(row["text"], has_image=True) == []
+    _, chat = export(project, tasks=[medmax.IMAGE_GENERATION], format="chat")
+    first = read_jsonl(chat / "data.jsonl")[0]
+    assert first["messages"][0]["content"][0]["type"] == "text"
+    assert first["messages"][1]["content"] == [{"type": "image"}]
+    assert (chat / first["images"][0]).is_file()
 
 
 def test_manifest_lists_counts_hashes_and_versions(project, vqa_rad):
@@ -392,3 +397,29 @@ def test_dataset_version_create_numbers_concurrent_exports_apart(project):
     for t in threads:
         t.join()
     assert errors == [] and sorted(numbers) == [1, 2, 3, 4]
+
+
+def test_images_none_names_paths_without_copying(project, vqa_rad):
+    version, folder = export(project, images="none")
+    rows = read_jsonl(folder / "data.jsonl")
+    assert all(r["image_path"].startswith("images/") for r in rows)
+    assert not (folder / "images").exists() and not (folder / "images.tar").exists()
+    assert version.manifest["images"] == {"mode": "none", "count": 0}
+    assert set(version.manifest["files"]) == {"data.jsonl"}
+
+
+def test_store_path_leaving_media_root_is_refused(project, demo_data):
+    # given an asset row whose stored file path was tampered with to point outside the store
+    asset = store_demo_image(demo_data, "vqa_rad/images/synpic35191.jpg")
+    asset.file = "../../../../etc/hostname"
+    asset.save(update_fields=["file"])
+    record = SourceRecord.objects.create(
+        project=project, source="s", external_id="1", image=asset, question="Q?", answer="A",
+    )
+    (candidate,) = approve_records(project, [record])
+    version, folder = export(project)
+    assert version.manifest["excluded"]["listed"] == [{
+        "candidate_id": candidate.pk, "record_id": record.pk,
+        "reasons": ["image file lies outside the image store"],
+    }]
+    assert (folder / "data.jsonl").read_bytes() == b""
