@@ -20,3 +20,27 @@ def user_create(*, username: str, password: str, credentialed: bool = False, **e
     user = get_user_model().objects.create_user(username=username, password=password, **extra)
     UserProfile.objects.create(user=user, credentialed_access=credentialed)
     return user
+
+
+def member_add(*, project: Project, username: str, role: str, credentialed: bool = False):
+    """Add a user to the project, creating the account when it does not exist.
+
+    Returns (membership, password): password is the new account's random password, shown once,
+    or None when the account already existed.
+    """
+    import secrets
+
+    user = get_user_model().objects.filter(username=username).first()
+    password = None
+    if user is None:
+        password = secrets.token_urlsafe(12)
+        user = user_create(username=username, password=password, credentialed=credentialed)
+    return membership_set(project=project, user=user, role=role), password
+
+
+def member_remove(*, project: Project, user_id: int, acting_user) -> bool:
+    """Remove a membership; an admin cannot remove themselves (a project keeps an admin)."""
+    if user_id == acting_user.pk:
+        return False
+    deleted, _ = Membership.objects.filter(project=project, user_id=user_id).delete()
+    return bool(deleted)

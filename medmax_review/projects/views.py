@@ -1,9 +1,12 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from medmax_review.core.access import project_for
-from medmax_review.projects import selectors
-from medmax_review.projects.models import REVIEWER
+from medmax_review.projects import selectors, services
+from medmax_review.projects.forms import MemberAddForm, MemberRoleForm, ProjectSettingsForm
+from medmax_review.projects.models import ADMIN, REVIEWER, Membership
 
 
 @login_required
@@ -21,3 +24,70 @@ def project_dashboard(request, slug):
         "projects/project_dashboard.html",
         {"project": project, "membership": membership, "summary": summary},
     )
+
+
+@login_required
+def project_settings(request, slug):
+    project, membership = project_for(request.user, slug, ADMIN)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Project settings saved.")
+        return redirect("project_settings", slug)
+    return render(
+        request, "projects/project_settings.html",
+        {"project": project, "membership": membership, "form": form},
+    )
+
+
+@login_required
+def project_members(request, slug):
+    project, membership = project_for(request.user, slug, ADMIN)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        _, password = services.member_add(
+            project=project,
+            username=form.cleaned_data["username"],
+            role=form.cleaned_data["role"],
+            credentialed=form.cleaned_data["credentialed_access"],
+        )
+        if password:
+            messages.success(
+                request,
+                f"Created {form.cleaned_data['username']} with password {password} "
+                "(shown once: pass it on securely).",
+            )
+        else:
+            messages.success(request, f"{form.cleaned_data['username']} added.")
+        return redirect("project_members", slug)
+    members = Membership.objects.filter(project=project).select_related("user", "user__profile")
+    return render(
+        request, "projects/project_members.html",
+        {"project": project, "membership": membership, "form": form, "members": members},
+    )
+
+
+@login_required
+@require_POST
+def project_member_role(request, slug, user_id):
+    project, _ = project_for(request.user, slug, ADMIN)
+    target = get_object_or_404(Membership, project=project, user_id=user_id)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid() and target.user_id != request.user.pk:
+        services.membership_set(project=project, user=target.user, role=form.cleaned_data["role"])
+        messages.success(request, f"{target.user.username} is now {form.cleaned_data['role']}.")
+    else:
+        messages.error(request, "You cannot change your own role.")
+    return redirect("project_members", slug)
+
+
+@login_required
+@require_POST
+def project_member_remove(request, slug, user_id):
+    project, _ = project_for(request.user, slug, ADMIN)
+    get_object_or_404(Membership, project=project, user_id=user_id)
+    if services.member_remove(project=project, user_id=user_id, acting_user=request.user):
+        messages.success(request, "Member removed.")
+    else:
+        messages.error(request, "You cannot remove yourself.")
+    return redirect("project_members", slug)

@@ -1,0 +1,62 @@
+import json
+
+from django import forms
+
+from medmax_review.projects.models import ROLE_CHOICES, Project
+
+SCORE_NAMES = ("grounding", "consistency", "phi", "format", "image", "near_duplicate", "judge")
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    auto_reject_thresholds = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON, e.g. {"format": 0.2, "phi": 0.5}: a score below its threshold '
+        "auto-rejects the candidate (a reviewer can overturn it).",
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "guidelines", "reviews_required"]
+        widgets = {"guidelines": forms.Textarea(attrs={"rows": 12})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["auto_reject_thresholds"] = json.dumps(self.instance.auto_reject_thresholds)
+
+    def clean_reviews_required(self):
+        value = self.cleaned_data["reviews_required"]
+        if not 1 <= value <= 10:
+            raise forms.ValidationError("Between 1 and 10 reviews per candidate.")
+        return value
+
+    def clean_auto_reject_thresholds(self):
+        raw = (self.cleaned_data.get("auto_reject_thresholds") or "").strip() or "{}"
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} at column {exc.colno}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Give an object mapping score names to thresholds.")
+        for name, threshold in value.items():
+            if name not in SCORE_NAMES:
+                raise forms.ValidationError(f"Unknown score {name!r}; known: {', '.join(SCORE_NAMES)}.")
+            if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+                raise forms.ValidationError(f"Threshold for {name!r} must be a number from 0 to 1.")
+        return value
+
+    def save(self, commit=True):
+        self.instance.auto_reject_thresholds = self.cleaned_data["auto_reject_thresholds"]
+        return super().save(commit=commit)
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    credentialed_access = forms.BooleanField(
+        required=False, help_text="May see records from credentialed sources (new users only)."
+    )
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
