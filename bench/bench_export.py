@@ -93,9 +93,7 @@ def _images() -> list[int]:
 
     from medmax_review.sources.models import ImageAsset
 
-    ids = list(ImageAsset.objects.filter(file__startswith="bench/").values_list("id", flat=True))
-    if len(ids) >= IMAGES:
-        return ids[:IMAGES]
+    # Always rebuilt (cheap and deterministic), so a cleared media folder is filled again.
     folder = Path(settings.MEDIA_ROOT) / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(IMAGES):
@@ -105,15 +103,18 @@ def _images() -> list[int]:
         image.save(buffer, format="PNG")
         data = buffer.getvalue()
         sha = hashlib.sha256(data).hexdigest()
-        (folder / f"{sha}.png").write_bytes(data)
+        if not (folder / f"{sha}.png").exists():
+            (folder / f"{sha}.png").write_bytes(data)
         ImageAsset.objects.get_or_create(sha256=sha, defaults={
             "file": f"bench/{sha}.png", "format": "png", "width": 32, "height": 32,
             "size_bytes": len(data),
         })
-    return list(ImageAsset.objects.filter(file__startswith="bench/").values_list("id", flat=True))
+    return list(
+        ImageAsset.objects.filter(file__startswith="bench/").order_by("id").values_list("id", flat=True)
+    )
 
 
-def _load(size: int) -> str:
+def _load(size: int, images: list[int]) -> str:
     """The project bench-<size> with `size` approved candidates (loaded once, then kept)."""
     from django.db import connection, transaction
 
@@ -128,7 +129,6 @@ def _load(size: int) -> str:
         return slug
     if have:
         raise SystemExit(f"{slug} holds {have} candidates, not {size}: drop the bench database")
-    images = _images()
     started = time.perf_counter()
     decided = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -231,7 +231,8 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    slugs = [_load(size) for size in args.sizes]
+    images = _images()
+    slugs = [_load(size, images) for size in args.sizes]
     print(f"{'rows':>10} {'seconds':>8} {'rows/s':>9} {'maxrss MB':>10} {'above ready MB':>15}"
           f" {'jsonl MB':>9}")
     first_peak = None
