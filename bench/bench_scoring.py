@@ -1,7 +1,8 @@
 """Pre-scoring throughput on one core as the number of candidates grows.
 
 Synthetic candidates are built in memory from the real demo records (faithful answers and
-altered ones: swapped side, changed number, a name, a refusal), with a few exact copies so the
+altered ones: swapped side, changed number, a name, a refusal), five per image as a generation
+job with a few templates would make, and 1 in 20 an exact copy of its neighbour so the
 near-duplicate lookup has work to do. Each candidate goes through every text scorer plus MinHash
 and an LSH lookup against the earlier candidates of its image (the same rule the service uses).
 Image scoring is left out: it runs once per image, not per candidate.
@@ -35,6 +36,7 @@ from medmax_review.scoring.scorers.base import ScoreInput  # noqa: E402
 from medmax_review.scoring.services import candidate_scores_compute, priority_for  # noqa: E402
 
 DEMO = ROOT / "demo_data"
+CANDIDATES_PER_IMAGE = 5
 
 
 def demo_rows() -> list[dict]:
@@ -45,16 +47,15 @@ def demo_rows() -> list[dict]:
 
 
 def synthetic(count: int, rows: list[dict], seed: int = 7) -> list[tuple[int, ScoreInput]]:
-    """(image key, input) pairs; about 1 in 20 repeats an earlier candidate of the same image."""
+    """(image key, input) pairs; 1 in 20 repeats the previous candidate of the same image."""
     rng = random.Random(seed)
     vocab = sorted({w for r in rows for w in (r.get("caption", "") + r.get("question", "")).split()
                     if w.isalpha()})
-    images = {r["image"]: i for i, r in enumerate(rows)}
     made: list[tuple[int, ScoreInput]] = []
     for i in range(count):
         row = rows[i % len(rows)]
-        if i % 20 == 19 and i >= len(rows):
-            made.append(made[i - len(rows)])
+        if i % 20 == 19:  # i % 5 == 4: the previous candidate belongs to the same image
+            made.append(made[i - 1])
             continue
         answer = row.get("answer") or row.get("caption", "")[:200]
         filler = " ".join(rng.choices(vocab, k=8))
@@ -74,7 +75,7 @@ def synthetic(count: int, rows: list[dict], seed: int = 7) -> list[tuple[int, Sc
             question=row.get("question", ""), answer=row.get("answer", ""),
             modality=row.get("meta", {}).get("modality", ""), has_image=True,
         )
-        made.append((images[row["image"]], item))
+        made.append((i // CANDIDATES_PER_IMAGE, item))
     return made
 
 

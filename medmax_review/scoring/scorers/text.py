@@ -1,6 +1,7 @@
 """Shared text helpers: words with their offsets, stop-words, a small suffix stemmer."""
 
 import re
+from functools import lru_cache
 
 # Letters of any script (SLAKE has Chinese questions), inner hyphens/apostrophes, or a number.
 WORD = re.compile(r"[^\W\d_](?:[\w\-']*[^\W\d_])?|\d+(?:\.\d+)?")
@@ -22,6 +23,7 @@ STOP_WORDS = frozenset(
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
+@lru_cache(maxsize=200_000)  # pure, and a corpus repeats its words endlessly
 def stem(word: str) -> str:
     """Crude suffix stripping: enough to match 'opacities' with 'opacity', 'enlarged' with 'enlarge'."""
     w = word.lower().removesuffix("'s")
