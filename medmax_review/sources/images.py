@@ -3,6 +3,7 @@
 A rejected image raises ImageRejected with a message fit for an import report; nothing is written.
 """
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -33,7 +34,8 @@ class CheckedImage:
     format: str
     width: int
     height: int
-    data: bytes
+    size_bytes: int
+    data: bytes  # empty once the file is written (see image_file_write)
 
     @property
     def relative_path(self) -> str:
@@ -79,20 +81,24 @@ def image_check(*, data: bytes) -> CheckedImage:
         format=fmt.lower(),
         width=width,
         height=height,
+        size_bytes=len(data),
         data=data,
     )
 
 
-def _write_once(checked: CheckedImage) -> None:
+def image_file_write(checked: CheckedImage) -> CheckedImage:
+    """Write the file under MEDIA_ROOT once; returns the image without its bytes in memory."""
+    if not checked.data:
+        return checked
     target = Path(settings.MEDIA_ROOT) / checked.relative_path
-    if target.exists():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a reader never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(checked.data)
-    os.replace(tmp, target)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(checked.data)
+        os.replace(tmp, target)
+    return dataclasses.replace(checked, data=b"")
 
 
 def images_store_many(
@@ -104,7 +110,7 @@ def images_store_many(
     if not unique:
         return {}
     for c in unique.values():
-        _write_once(c)
+        image_file_write(c)
     existing = {a.sha256: a for a in ImageAsset.objects.filter(sha256__in=unique)}
     modality, dicom = modality or {}, dicom or {}
     ImageAsset.objects.bulk_create(
@@ -115,7 +121,7 @@ def images_store_many(
                 format=c.format,
                 width=c.width,
                 height=c.height,
-                size_bytes=len(c.data),
+                size_bytes=c.size_bytes,
                 modality=modality.get(c.sha256, "")[:40],
                 dicom=dicom.get(c.sha256, {}),
             )

@@ -19,7 +19,13 @@ from django.utils import timezone
 from medmax_review.projects.models import Project
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources import archives
-from medmax_review.sources.images import CheckedImage, ImageRejected, image_check, images_store_many
+from medmax_review.sources.images import (
+    CheckedImage,
+    ImageRejected,
+    image_check,
+    image_file_write,
+    images_store_many,
+)
 from medmax_review.sources.models import ImportRun, SourceRecord
 from medmax_review.sources.readers import csvfile, dicom, jsonl, medmax
 from medmax_review.sources.readers.base import ParsedRow, RowError, join_name
@@ -165,7 +171,7 @@ class _Importer:
     def _image_for(self, row: ParsedRow, source: _Input) -> CheckedImage | None:
         if row.image_data is not None:
             try:
-                return image_check(data=row.image_data)
+                return image_file_write(image_check(data=row.image_data))
             except ImageRejected as exc:
                 row.error("image", str(exc))
                 return None
@@ -200,7 +206,8 @@ class _Importer:
         if size > limit:
             return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
         try:
-            return image_check(data=target.read_bytes())
+            # Written now, so a batch holds no image bytes in memory.
+            return image_file_write(image_check(data=target.read_bytes()))
         except ImageRejected as exc:
             return f"{ref}: {exc}"
 
@@ -212,7 +219,7 @@ class _Importer:
             # A concurrent import of the same rows won the race; those rows are duplicates now.
             with transaction.atomic():
                 self._write(batch, approved_note=approved_note)
-        # Checked images hold their bytes; they are on disk now.
+        # Keeps the cache of checked paths to one batch's worth.
         self.images.clear()
         self._progress()
 
