@@ -80,31 +80,37 @@ def _sort_choices(score_names: list[str]) -> list[tuple[str, str]]:
 def candidate_browse(request, slug):
     project, membership = project_for(request.user, slug, ADJUDICATOR)
     form = BrowseFilterForm(request.GET)
+    page, error = None, ""
     if not form.is_valid():
-        return HttpResponseBadRequest(f"Filters: {_form_errors(form)}")
-    try:
-        page = browse_selectors.candidates_browse(
-            project=project, filters=form.filters(), cursor=request.GET.get("cursor", ""),
-            limit=browse_selectors.PAGE_SIZE,
-        )
-    except BrowseError as exc:
-        return HttpResponseBadRequest(str(exc))
+        error = f"Filters: {_form_errors(form)}"
+    else:
+        try:
+            page = browse_selectors.candidates_browse(
+                project=project, filters=form.filters(), cursor=request.GET.get("cursor", ""),
+                limit=browse_selectors.PAGE_SIZE,
+            )
+        except BrowseError as exc:
+            error = str(exc)
     query = {k: v for k, v in request.GET.items() if k != "cursor" and v}
+    choices = browse_selectors.browse_choices(project=project)
     context = {
         "project": project,
         "membership": membership,
         "form": form,
         "page": page,
-        "choices": browse_selectors.browse_choices(project=project),
+        "error": error,
+        "choices": choices,
         "is_admin": membership.role == ADMIN,
         "query": urlencode(query),
         "first_page": not request.GET.get("cursor"),
         "bulk_actions": bulk.BULK_ACTIONS,
-        "sort_choices": _sort_choices(browse_selectors.score_names_recent(project=project)),
-        "current_sort": form.cleaned_data["sort"],
+        "sort_choices": _sort_choices(choices["score_names"]),
+        "current_sort": form.cleaned_data.get("sort", "-id"),
     }
     template = "review/browse.html#results" if request.htmx else "review/browse.html"
-    return render(request, template, context)
+    # htmx swaps only 2xx answers: a bad filter chosen in the form is shown in the results area.
+    status = 400 if error and not request.htmx else 200
+    return render(request, template, context, status=status)
 
 
 @login_required

@@ -103,6 +103,14 @@ def test_candidate_browse_band_without_score_is_400(client, project, admin_user)
     assert b"band" in response.content
 
 
+def test_candidate_browse_htmx_bad_filter_shows_message_in_results(client, project, admin_user):
+    client.force_login(admin_user)
+    response = client.get(_url(project), {"band": "poor"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # htmx swaps only 2xx answers
+    html = response.content.decode()
+    assert 'class="error browse-error"' in html and "band: choose the score" in html
+
+
 def test_candidate_browse_bad_sort_is_400(client, project, admin_user):
     client.force_login(admin_user)
     response = client.get(_url(project), {"sort": "record__caption"})
