@@ -9,6 +9,14 @@ Image scoring is left out: it runs once per image, not per candidate.
 
     .venv/bin/python bench/bench_scoring.py [--sizes 1000 10000 100000]
 
+With --db, the same candidates are written to a database and scored end to end by
+services.candidates_score (scores, MinHash bands and image hashes in their tables, slot
+priorities, indexed band lookups). It needs a database of its own whose name contains "bench":
+
+    createdb -h 127.0.0.1 -U postgres bench_medmax_scoring
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_medmax_scoring \
+        .venv/bin/python bench/bench_scoring.py --db --sizes 1000 5000 20000
+
 A flat candidates/second (ratio near 1) means the cost per candidate does not grow with the
 project: no step compares all pairs.
 """
@@ -104,17 +112,69 @@ def score_all(items: list[tuple[int, ScoreInput]]) -> tuple[float, float, int]:
     return time.process_time() - cpu_start, time.perf_counter() - start, flagged
 
 
+def score_in_db(items: list[tuple[int, ScoreInput]]) -> tuple[float, float, int]:
+    """Write the items as records and candidates of a fresh project, then time candidates_score.
+
+    CPU time here is this process only (Python scoring and the ORM), not the database server's."""
+    from django.db import connection
+
+    from medmax_review.projects.models import Project
+    from medmax_review.review.candidates import CandidateSpec, candidates_create
+    from medmax_review.review.models import Candidate
+    from medmax_review.scoring.services import candidates_score, image_fingerprints_ensure
+    from medmax_review.sources.images import image_store
+    from medmax_review.sources.models import SourceRecord
+
+    if "bench" not in connection.settings_dict["NAME"]:
+        raise SystemExit("--db needs a database of its own, with 'bench' in its name")
+    Project.objects.filter(slug="bench-scoring").delete()
+    project = Project.objects.create(slug="bench-scoring", name="scoring benchmark")
+    paths = sorted({r["image"] for r in demo_rows()})
+    assets = [image_store(data=(DEMO / p).read_bytes()) for p in paths]
+    image_fingerprints_ensure(assets=assets)  # once per image, not part of the per-candidate cost
+    records = SourceRecord.objects.bulk_create([
+        SourceRecord(project=project, source="bench", external_id=str(key), license="CC0-1.0",
+                     image=assets[key % len(assets)], modality=item.modality, caption=item.caption,
+                     question=item.question, answer=item.answer)
+        for key, item in {key: item for key, item in items}.items()
+    ], batch_size=2000)
+    record_of = {int(r.external_id): r.id for r in records}
+    specs = [
+        CandidateSpec(record_id=record_of[key], task=item.task, instruction=item.instruction,
+                      response=item.response, image_position=item.image_position,
+                      template_ref="bench", sample_index=i % CANDIDATES_PER_IMAGE)
+        for i, (key, item) in enumerate(items)
+    ]
+    for start in range(0, len(specs), 2000):
+        candidates_create(project=project, specs=specs[start : start + 2000])
+    ids = list(Candidate.objects.filter(project=project).order_by("id").values_list("id", flat=True))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    candidates_score(candidate_ids=ids)
+    cpu, wall = time.process_time() - cpu_start, time.perf_counter() - start
+    flagged = Candidate.objects.filter(
+        project=project, scores__near_duplicate__band__in=["poor", "fail"]).count()
+    project.delete()
+    return cpu, wall, flagged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--db", action="store_true",
+                        help="score end to end through the database (see the module docstring)")
     args = parser.parse_args()
     rows = demo_rows()
     rates = []
-    print(f"scoring throughput, one process, {len(rows)} demo records as seeds")
+    mode = "end to end through the database" if args.db else "in memory"
+    print(f"scoring throughput, one process, {mode}, {len(rows)} demo records as seeds")
     print(f"{'candidates':>11} {'cpu s':>9} {'wall s':>9} {'cand/s/core':>12} {'near-dups':>10}")
+    if args.db:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
     for size in args.sizes:
         items = synthetic(size, rows)
-        cpu, wall, flagged = score_all(items)
+        cpu, wall, flagged = score_in_db(items) if args.db else score_all(items)
         rates.append(size / cpu)
         print(f"{size:>11} {cpu:>9.2f} {wall:>9.2f} {size / cpu:>12.0f} {flagged:>10}")
     if len(rates) > 1:
