@@ -123,3 +123,23 @@ def test_reviewer_throughput_median_ignores_breaks(project, reviewer):
     assert row["decisions"] == 5
     assert row["median_seconds"] == pytest.approx(30)
     assert row["edit_rate"] == pytest.approx(1 / 5)
+
+
+def test_reviewer_throughput_sql_matches_row_by_row(project, reviewer, reviewer2):
+    cands = add_candidates(project, 6)
+    start = timezone.now() - timedelta(hours=1)
+    plan = [(reviewer, APPROVE, 0), (reviewer, REJECT, 25), (reviewer2, EDIT, 5),
+            (reviewer, EDIT, 70), (reviewer2, APPROVE, 2000), (reviewer2, UNDO, 2011)]
+    for c, (who, action, offset) in zip(cands, plan, strict=True):
+        d = decide(c, who, action)
+        Decision.objects.filter(id=d.id).update(created_at=start + timedelta(seconds=offset))
+    fast = {r["reviewer_id"]: r for r in stats.reviewer_throughput(project=project)}
+    slow = {r["reviewer_id"]: r for r in stats.reviewer_throughput_python(project=project)}
+    for rid, row in slow.items():
+        for key in ("decisions", "verdicts", "edits"):
+            assert fast[rid][key] == row[key]
+        assert fast[rid]["median_seconds"] == pytest.approx(row["median_seconds"])
+    assert fast[reviewer.id]["median_seconds"] == pytest.approx(35)  # gaps 25 and 45
+    assert fast[reviewer2.id]["median_seconds"] == pytest.approx(11)  # 1995 s is a break
+    (own,) = stats.reviewer_throughput(project=project, reviewer_id=reviewer2.id)
+    assert own["decisions"] == 3 and own["name"] == "rob_reviewer"
