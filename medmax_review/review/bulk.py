@@ -94,18 +94,25 @@ def _id_batches(qs: QuerySet) -> Iterator[list[int]]:
 
 
 def bulk_run(*, project: Project, user, request: BulkRequest) -> AuditEntry:
-    """Apply the action and record it; returns the audit entry (details.count = touched)."""
+    """Apply the action and record it; returns the audit entry (details.count = touched).
+
+    The entry is written first, so a run that dies half way still says who started what; its
+    count is filled in at the end (None means it did not finish).
+    """
     qs = bulk_selection(project=project, request=request)
+    details = {"filters": request.filters.as_dict(), "count": None}
+    if request.action == REJECT_BELOW:
+        details.update({"score": request.score_name, "threshold": request.threshold})
+    entry = AuditEntry.objects.create(
+        project=project, user=user, action=f"bulk_{request.action}", details=details
+    )
     run = {RESCORE: _rescore, REQUEUE: _requeue, REJECT_BELOW: _reject_below}[request.action]
     count = 0
     for ids in _id_batches(qs):
         count += run(project=project, user=user, request=request, ids=ids)
-    details = {"filters": request.filters.as_dict(), "count": count}
-    if request.action == REJECT_BELOW:
-        details.update({"score": request.score_name, "threshold": request.threshold})
-    return AuditEntry.objects.create(
-        project=project, user=user, action=f"bulk_{request.action}", details=details
-    )
+    entry.details["count"] = count
+    entry.save(update_fields=["details"])
+    return entry
 
 
 def _rescore(*, project, user, request, ids: list[int]) -> int:
