@@ -1,6 +1,7 @@
 """Pre-scoring: run the scorers over candidates, store scores and queue priority, auto-reject."""
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -28,6 +29,8 @@ from medmax_review.scoring.scorers.llm_judge import score_llm_judge
 from medmax_review.scoring.scorers.phi import score_phi
 from medmax_review.sources.images import image_path
 from medmax_review.sources.models import SourceRecord
+
+logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 
@@ -123,14 +126,18 @@ def _text_sha1(candidate: Candidate) -> str:
 
 def _judge_score(candidate: Candidate, item: ScoreInput, *, judge, wanted: bool) -> dict | None:
     """The judge's score; a verdict already given for the same text is kept, not asked again."""
-    thresholds = candidate.project.auto_reject_thresholds or {}
-    if judge is None or not (wanted or LLM_JUDGE in thresholds):
-        return candidate.scores.get(LLM_JUDGE)
-    previous = candidate.scores.get(LLM_JUDGE)
     text_sha1 = _text_sha1(candidate)
-    if previous and previous.get("text_sha1") == text_sha1:
+    previous = candidate.scores.get(LLM_JUDGE)
+    if previous and previous.get("text_sha1") != text_sha1:
+        previous = None  # a verdict on text that has since been edited says nothing
+    thresholds = candidate.project.auto_reject_thresholds or {}
+    if previous or judge is None or not (wanted or LLM_JUDGE in thresholds):
         return previous
-    score = score_llm_judge(item, client=judge, model=settings.OPENAI_MODEL).as_dict()
+    try:
+        score = score_llm_judge(item, client=judge, model=settings.OPENAI_MODEL).as_dict()
+    except Exception as exc:  # the backend is optional: its outage must not stop the other scores
+        logger.warning("LLM judge failed for candidate %s: %s", candidate.id, exc)
+        return None
     score["text_sha1"] = text_sha1
     return score
 

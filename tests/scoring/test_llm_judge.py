@@ -94,3 +94,20 @@ def test_llm_judge_skipped_without_backend(settings, demo_rows, make_record, mak
     candidate = make_candidate(record, response="Right")
     candidates_score(candidate_ids=[candidate.id], llm_judge=True)
     assert "llm_judge" not in Candidate.objects.get(pk=candidate.pk).scores
+
+
+@pytest.mark.django_db
+def test_llm_judge_unreachable_backend_keeps_other_scores(settings, demo_rows, make_record,
+                                                          make_candidate):
+    # Given a configured backend that nothing listens on (one of this suite's ports)
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{PORT + 1}/v1"
+    settings.OPENAI_MODEL = "smollm2"
+    settings.LLM_MAX_RETRIES = 0
+    settings.LLM_TIMEOUT_SECONDS = 2.0
+    record = make_record(demo_rows["vqarad-1582"])
+    candidate = make_candidate(record, response="Left")
+
+    candidates_score(candidate_ids=[candidate.id], llm_judge=True)
+
+    scores = Candidate.objects.get(pk=candidate.pk).scores
+    assert "llm_judge" not in scores and scores["consistency"]["band"] == "fail"
