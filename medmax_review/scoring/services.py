@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, FloatField, Value, When
+from django.db.models import Case, F, FloatField, Value, When
 from django.utils import timezone
 
 from medmax_review.core.medmax import IMAGE_NONE
@@ -162,12 +162,21 @@ def _score_batch(batch: list[Candidate], *, judge=None, llm_judge: bool = False)
     with transaction.atomic():
         if changed:
             Candidate.objects.bulk_update(changed, ["scores", "priority"])
-            ReviewSlot.objects.filter(
-                candidate_id__in=[c.id for c in changed], state=ReviewSlot.OPEN
-            ).update(priority=Case(
-                *[When(candidate_id=c.id, then=Value(c.priority)) for c in changed],
-                output_field=FloatField(),
-            ))
+        # Open slots whose priority lags the candidate's: those just re-scored, and any opened
+        # since the last scoring (a re-queue) with a priority copied before it.
+        lagging = set(
+            ReviewSlot.objects.filter(candidate__in=batch, state=ReviewSlot.OPEN)
+            .exclude(priority=F("candidate__priority"))
+            .values_list("candidate_id", flat=True)
+        )
+        if lagging:
+            ReviewSlot.objects.filter(candidate_id__in=lagging, state=ReviewSlot.OPEN).update(
+                priority=Case(
+                    *[When(candidate_id=c.id, then=Value(c.priority))
+                      for c in batch if c.id in lagging],
+                    output_field=FloatField(),
+                )
+            )
         _auto_reject(batch)
 
 

@@ -208,3 +208,17 @@ def test_candidates_score_auto_reject_names_laterality(project, demo_rows, make_
     assert decision.reason == "laterality"
     # "high" is not a number: that threshold is ignored, nothing is rejected on it.
     assert Candidate.objects.get(pk=unknown.pk).status == PENDING
+
+
+def test_candidates_score_repairs_lagging_slot_priority(demo_rows, make_record, make_candidate):
+    record = make_record(demo_rows["vqarad-1582"])
+    candidate = make_candidate(record, response="Left")
+    candidates_score(candidate_ids=[candidate.id])
+    # A slot reopened with a stale priority (e.g. re-queued before scores were known).
+    ReviewSlot.objects.filter(candidate=candidate).update(priority=0.0)
+
+    candidates_score(candidate_ids=[candidate.id])
+
+    (candidate,) = _refresh(candidate)
+    assert candidate.priority > 0
+    assert set(candidate.slots.values_list("priority", flat=True)) == {candidate.priority}
