@@ -204,10 +204,10 @@ def job_create(
         field = "base_url" if "base URL" in str(exc) else "backend"
         raise JobError(f"{field}: {exc}") from None
 
+    templates_ensure_defaults()
     if backend == BACKEND_TEMPLATE:
         template = None
     else:
-        templates_ensure_defaults()
         template = template or selectors.template_latest(project=project, task=task)
         if template.task != task or template.project_id not in (None, project.pk):
             raise JobError(f"template: {template} is not a {task} template of this project")
