@@ -102,6 +102,7 @@ def _claim_skip_locked(*, project: Project, user) -> ReviewSlot | None:
         # of waiting for our commit, so concurrent reviewers neither queue up nor collide.
         slot = (
             claimable_slots(project=project, user=user)
+            .select_related("candidate")
             .select_for_update(skip_locked=True, of=("self",))
             .first()
         )
@@ -111,7 +112,7 @@ def _claim_skip_locked(*, project: Project, user) -> ReviewSlot | None:
         slot.state, slot.reviewer, slot.claimed_at = ReviewSlot.CLAIMED, user, now
         slot.claim_expires_at = _expiry(now)
         slot.save(update_fields=["state", "reviewer", "claimed_at", "claim_expires_at"])
-    return ReviewSlot.objects.select_related("candidate").get(pk=slot.pk)
+    return slot
 
 
 def _claim_conditional(*, project: Project, user) -> ReviewSlot | None:

@@ -31,6 +31,7 @@ from medmax_review.review.services import (
 from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
 
 BANDS = ("good", "fair", "poor", "fail")
+COUNT_CAP = 10_000
 # Keys 1-9 then 0 pick a reject reason, in the order of REJECT_REASONS.
 REASON_KEYS = [str(i) for i in range(1, 10)] + ["0"]
 SOURCE_FIELDS = (
@@ -56,13 +57,19 @@ def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidat
 
 def queue_counts(*, project: Project, user) -> dict:
     start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    left = claims.claimable_slots(project=project, user=user).values("candidate").distinct().count()
+    # Counting every open slot of a million-candidate project costs more than the page itself:
+    # count up to a cap and show "10000+" beyond it.
+    left = (
+        claims.claimable_slots(project=project, user=user)
+        .order_by().values("candidate").distinct()[: COUNT_CAP + 1].count()
+    )
     held = ReviewSlot.objects.filter(project=project, reviewer=user, state=ReviewSlot.CLAIMED).count()
     today = Decision.objects.filter(
         reviewer=user, candidate__project=project, created_at__gte=start,
         action__in=(APPROVE, EDIT, REJECT, FLAG), undone_by__isnull=True,
     ).count()
-    return {"left": left + held, "today": today}
+    more = left > COUNT_CAP
+    return {"left": f"{COUNT_CAP}+" if more else left + held, "today": today}
 
 
 def _scores(candidate: Candidate) -> tuple[list[dict], dict[str, list]]:

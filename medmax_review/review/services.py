@@ -64,8 +64,11 @@ class Outcome:
 def _locked(candidate_id: int) -> Candidate:
     # Deciding reads the other slots to compute the outcome: two reviewers finishing the last
     # two slots at the same moment must not both see "one still open". Locking the candidate row
-    # serialises writes on one candidate (and only on it).
-    return Candidate.objects.select_for_update().select_related("project").get(pk=candidate_id)
+    # serialises writes on one candidate, and only on it: `of` keeps the joined project row
+    # unlocked, or every decision in the project would queue behind every other.
+    return (
+        Candidate.objects.select_for_update(of=("self",)).select_related("project").get(pk=candidate_id)
+    )
 
 
 def _check_version(candidate: Candidate, version: int) -> None:

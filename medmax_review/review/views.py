@@ -58,9 +58,9 @@ def _answers_conflicts(view):
 
 
 def _candidate(request, slug, candidate_id):
-    project, _ = project_for(request.user, slug, REVIEWER)
+    project, membership = project_for(request.user, slug, REVIEWER)
     candidate = selectors.candidate_for_user(project=project, candidate_id=candidate_id, user=request.user)
-    return project, candidate
+    return project, membership, candidate
 
 
 def _pane(request, project, candidate):
@@ -78,20 +78,26 @@ def _pane(request, project, candidate):
 @login_required
 @require_GET
 def review_next(request, slug):
-    project, _ = project_for(request.user, slug, REVIEWER)
+    project, membership = project_for(request.user, slug, REVIEWER)
     candidate = claims.claim_next(project=project, user=request.user)
     if candidate is not None:
         return redirect("review_candidate", slug=slug, candidate_id=candidate.pk)
     counts = selectors.queue_counts(project=project, user=request.user)
-    return render(request, PAGE, {"project": project, "counts": counts})
+    return render(
+        request, PAGE,
+        {"project": project, "counts": counts, "can_adjudicate": membership.has_role(ADJUDICATOR)},
+    )
 
 
 @login_required
 @require_GET
 def review_candidate(request, slug, candidate_id):
-    project, candidate = _candidate(request, slug, candidate_id)
+    project, membership, candidate = _candidate(request, slug, candidate_id)
     claims.claim_candidate(candidate=candidate, user=request.user)
-    context = {"project": project, **selectors.review_screen(candidate=candidate, user=request.user)}
+    context = {
+        "project": project, "can_adjudicate": membership.has_role(ADJUDICATOR),
+        **selectors.review_screen(candidate=candidate, user=request.user),
+    }
     template = f"{PAGE}#pane" if request.htmx else PAGE
     return render(request, template, context)
 
@@ -100,7 +106,7 @@ def review_candidate(request, slug, candidate_id):
 @require_POST
 @_answers_conflicts
 def review_decide(request, slug, candidate_id):
-    project, candidate = _candidate(request, slug, candidate_id)
+    project, _, candidate = _candidate(request, slug, candidate_id)
     services.decision_record(
         candidate_id=candidate.pk, user=request.user, action=request.POST.get("action", ""),
         version=_version(request), idempotency_key=request.POST.get("idempotency_key") or None,
@@ -115,7 +121,7 @@ def review_decide(request, slug, candidate_id):
 @require_POST
 @_answers_conflicts
 def review_draft(request, slug, candidate_id):
-    project, candidate = _candidate(request, slug, candidate_id)
+    project, _, candidate = _candidate(request, slug, candidate_id)
     draft = services.draft_save(
         candidate_id=candidate.pk, user=request.user, version=_version(request),
         instruction=request.POST.get("instruction", ""), response=request.POST.get("response", ""),
@@ -142,7 +148,7 @@ def review_undo(request, slug):
 @require_POST
 @_answers_conflicts
 def review_overturn(request, slug, candidate_id):
-    project, candidate = _candidate(request, slug, candidate_id)
+    project, _, candidate = _candidate(request, slug, candidate_id)
     services.candidate_overturn_auto_reject(
         candidate_id=candidate.pk, user=request.user, version=_version(request)
     )

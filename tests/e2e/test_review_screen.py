@@ -153,3 +153,26 @@ def test_adjudicator_resolves_disagreement(open_tab, project, two_reviews, revie
     assert c.status == "approved" and c.response == "The right lung has an opacity."
     assert Decision.objects.filter(candidate=c, action="adjudicate", reviewer=adjudicator).count() == 1
     tab.assert_no_csp_violations()
+
+
+def test_review_screen_dicom_window_presets(open_tab, project, reviewer, image, make_candidates):
+    image.dicom = {"window": "W1500 L-600"}
+    image.save()
+    (c,) = make_candidates(1)
+    tab = open_tab()
+    page = tab.page
+    tab.login(reviewer)
+    tab.goto(f"/p/{project.slug}/review/{c.pk}/")
+    page.wait_for_function("document.querySelector('#viewer-img').naturalWidth > 0")
+    assert "approximate a DICOM window" in page.inner_text("#window-note")
+    page.keyboard.press("2")
+    bone = page.eval_on_selector("#viewer-img", "e => e.style.filter")
+    page.keyboard.press("1")
+    lung = page.eval_on_selector("#viewer-img", "e => e.style.filter")
+    assert "contrast" in bone and "contrast" in lung and bone != lung
+    assert page.is_visible("[data-window=lung].active")
+    # Full resolution on demand: 1:1 shows the image at its natural size.
+    page.keyboard.press("z")
+    assert page.inner_text("#zoom-level") == "100%"
+    tab.shot("review-dicom")
+    tab.assert_no_csp_violations()

@@ -391,3 +391,14 @@ def test_marked_segments_merges_and_clips_spans():
     assert marked_segments("abcdefgh", [[1, 3], [2, 5], [7, 99], ["x"]]) == [
         ("a", False), ("bcde", True), ("fg", False), ("h", True),
     ]
+
+
+def test_claim_conditional_update_never_takes_a_claimed_slot(project, reviewer, reviewer2, make_candidates):
+    # The portable path (SQLite): claim by `UPDATE ... WHERE state = 'open'`, retry on a lost race.
+    first, second = make_candidates(2, priorities=[0.9, 0.1])
+    slot = ReviewSlot.objects.get(candidate=first)
+    assert claims.slot_claim_by_id(slot_id=slot.pk, user=reviewer)
+    assert not claims.slot_claim_by_id(slot_id=slot.pk, user=reviewer2)
+    got = claims._claim_conditional(project=project, user=reviewer2)
+    assert got.candidate == second and got.reviewer == reviewer2
+    assert claims._claim_conditional(project=project, user=reviewer2) is None
