@@ -13,34 +13,15 @@ size is the point of keyset pagination; the OFFSET column shows what it avoids.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 REPEAT = 7
-
-
-def _django(db: str) -> None:
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{db}"
-    os.environ.pop("TEST_DATABASE_NAME", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medmax_review.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def _ensure_database(db: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone():
-            conn.execute(f'CREATE DATABASE "{db}"')
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_export import _django, _ensure_database  # noqa: E402  (same bench database setup)
 
 RECORDS_SQL = """
 INSERT INTO sources_sourcerecord (project_id, source, external_id, license, credential,
