@@ -4,6 +4,7 @@ The model is loaded once per worker process and shared; llama.cpp contexts are n
 so calls are serialised and the backend asks for one request in flight.
 """
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -41,11 +42,21 @@ def local_model_problem() -> str:
     return ""
 
 
+def _close_models() -> None:
+    # Freed here, while the interpreter is intact; llama.cpp's own finaliser fails at exit.
+    with _load_lock:
+        for llm in _models.values():
+            llm.close()
+        _models.clear()
+
+
 def _model(path: str):
     with _load_lock:
         if path not in _models:
             from llama_cpp import Llama
 
+            if not _models:
+                atexit.register(_close_models)
             _models[path] = Llama(
                 model_path=path, n_ctx=N_CTX, n_threads=settings.LOCAL_MODEL_THREADS, verbose=False
             )

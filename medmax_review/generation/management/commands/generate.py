@@ -63,12 +63,17 @@ class Command(BaseCommand):
     def _run_with_progress(self, job: GenerationJob):
         runner = threading.Thread(target=_run_and_close, args=(job.pk,))
         runner.start()
+        shown = None
         while runner.is_alive():
             runner.join(timeout=2)
             job.refresh_from_db()
-            self._progress(job)
+            # A line per change, not per tick: slow local models would fill the screen.
+            if (job.done, job.failed, job.status) != shown:
+                shown = (job.done, job.failed, job.status)
+                self._progress(job)
         job.refresh_from_db()
-        self._progress(job)
+        if (job.done, job.failed, job.status) != shown:
+            self._progress(job)
         if job.error:
             raise CommandError(f"job {job.pk} {job.status}: {job.error}")
         self.stdout.write(self.style.SUCCESS(f"job {job.pk} {job.status}"))
