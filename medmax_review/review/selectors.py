@@ -31,7 +31,7 @@ from medmax_review.review.services import (
 from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
 
 BANDS = ("good", "fair", "poor", "fail")
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 # Keys 1-9 then 0 pick a reject reason, in the order of REJECT_REASONS.
 REASON_KEYS = [str(i) for i in range(1, 10)] + ["0"]
 SOURCE_FIELDS = (
@@ -58,7 +58,7 @@ def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidat
 def queue_counts(*, project: Project, user) -> dict:
     start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     # Counting every open slot of a million-candidate project costs more than the page itself:
-    # count up to a cap and show "10000+" beyond it.
+    # count up to a cap and show "1000+" beyond it.
     left = (
         claims.claimable_slots(project=project, user=user)
         .order_by().values("candidate").distinct()[: COUNT_CAP + 1].count()

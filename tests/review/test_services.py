@@ -402,3 +402,15 @@ def test_claim_conditional_update_never_takes_a_claimed_slot(project, reviewer, 
     got = claims._claim_conditional(project=project, user=reviewer2)
     assert got.candidate == second and got.reviewer == reviewer2
     assert claims._claim_conditional(project=project, user=reviewer2) is None
+
+
+def test_queue_counts_capped_and_today(project, reviewer, make_candidates, monkeypatch):
+    from medmax_review.review import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+    make_candidates(4)
+    assert selectors.queue_counts(project=project, user=reviewer) == {"left": "2+", "today": 0}
+    monkeypatch.setattr(selectors, "COUNT_CAP", 10)
+    c = claims.claim_next(project=project, user=reviewer)
+    decide(c, reviewer, "approve")
+    assert selectors.queue_counts(project=project, user=reviewer) == {"left": 3, "today": 1}
