@@ -143,6 +143,20 @@ def stub_server(settings):
     server.close()
 
 
+def process_stop(process, timeout: float = 15) -> None:
+    """Stop a subprocess this suite started: politely, then for good."""
+    import subprocess
+
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def require_local_model() -> str:
     """The GGUF path, or skip/fail (in CI) when llama-cpp-python or the file is absent."""
     from tests.conftest import require_service
@@ -188,9 +202,5 @@ def llama_server(tmp_path_factory):
             time.sleep(0.5)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process_stop(process)
         log_file.close()

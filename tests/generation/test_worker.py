@@ -15,7 +15,7 @@ from medmax_review.core import medmax
 from medmax_review.generation import services
 from medmax_review.generation.models import GenerationJob
 from medmax_review.review.models import Candidate
-from tests.generation.conftest import StubServer, records_demo
+from tests.generation.conftest import StubServer, process_stop, records_demo
 
 pytestmark = pytest.mark.worker
 
@@ -56,12 +56,7 @@ def worker_factory(transactional_db, tmp_path):
 
     yield start
     for process, log in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        process_stop(process)
         log.close()
 
 
