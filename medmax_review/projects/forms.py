@@ -3,8 +3,10 @@ import json
 from django import forms
 
 from medmax_review.projects.models import ROLE_CHOICES, Project
+from medmax_review.scoring.services import REJECT_REASON_FOR
 
-SCORE_NAMES = ("grounding", "consistency", "phi", "format", "image", "near_duplicate", "judge")
+# The scores a project may put an auto-reject threshold on.
+SCORE_NAMES = tuple(REJECT_REASON_FOR)
 
 
 class ProjectSettingsForm(forms.ModelForm):

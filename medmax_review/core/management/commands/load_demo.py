@@ -24,6 +24,7 @@ DEMO_GUIDELINES = """\
 - Edit small slips (spelling, a missing unit) instead of rejecting.
 - Never approve text that names or dates a patient.
 """
+LOCAL_JOB_RECORDS = 12
 DEMO_TASKS = [medmax.VQA, medmax.IMAGE_CAPTIONING, medmax.IMAGE_GENERATION]
 
 
@@ -49,10 +50,30 @@ class Command(BaseCommand):
             for error in report.errors:
                 self.stdout.write(f"  {error}")
         for task in DEMO_TASKS:
+            if project.jobs.filter(task=task, backend="template").exists():
+                continue
             job = generation.job_create(project=project, task=task, backend="template")
             generation.job_run(job_id=job.pk)
             job.refresh_from_db()
             self.stdout.write(f"{task}: {job.done} candidates generated, {job.failed} failed")
+        self._local_model_job(project)
+
+    def _local_model_job(self, project):
+        """Queue a small job for the embedded SmolLM2 model; the worker runs it in the background."""
+        if project.jobs.filter(backend="local").exists():
+            return
+        try:
+            job = generation.job_create(
+                project=project, task=medmax.VISUAL_CHAT, backend="local",
+                filters={"limit": LOCAL_JOB_RECORDS}, parameters={"max_tokens": 160},
+            )
+        except generation.JobError as exc:
+            self.stdout.write(f"local model job not queued: {exc}")
+            return
+        self.stdout.write(
+            f"visual_chat: job {job.pk} queued for the local SmolLM2 model ({job.total} records);"
+            " the worker runs it, watch it on the Generation page"
+        )
 
     def _account(self, project, username, role, superuser=False):
         users = get_user_model().objects
