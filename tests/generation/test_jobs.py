@@ -1,5 +1,6 @@
 """Job services against the real database and a real local HTTP server."""
 
+import base64
 import json
 import time
 from datetime import timedelta
@@ -199,3 +200,24 @@ def test_templates_ensure_defaults_is_idempotent(db):
     again = services.templates_ensure_defaults()
     assert [t.pk for t in first] == [t.pk for t in again]
     assert {t.task for t in first} == set(medmax.TASKS)
+
+
+def test_job_run_vision_sends_the_record_image(project, demo_records, stub_server, settings):
+    job = _openai_job(project, stub_server, filters={"limit": 1}, parameters={"vision": True})
+    services.job_run(job_id=job.pk)
+    record = demo_records.get(pk=job.record_ids[0])
+    content = stub_server.requests[0]["messages"][-1]["content"]
+    url = content[0]["image_url"]["url"]
+    assert url.startswith(f"data:image/{record.image.format.lower()};base64,")
+    sent = base64.b64decode(url.split(",", 1)[1])
+    assert sent == (settings.MEDIA_ROOT / record.image.file).read_bytes()
+
+
+def test_job_run_enqueues_scoring_after_commit(project, demo_records, django_capture_on_commit_callbacks):
+    job = services.job_create(project=project, task=medmax.VQA, backend="template",
+                              filters={"limit": 3})
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.job_run(job_id=job.pk)
+    # one callback sends the batch's candidate ids to the scoring queue
+    assert len(callbacks) == 1
+    assert Candidate.objects.filter(job=job).count() == 3
