@@ -7,7 +7,7 @@ count, so a worker killed mid-batch loses nothing and duplicates nothing.
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -362,7 +362,9 @@ class _JobRunner:
 
     def run(self) -> None:
         job = self.job
-        per_batch = max(1, settings.GENERATION_BATCH_SIZE // job.samples)
+        # A slow backend gets small batches, so a cancel is honoured within a few items.
+        items_per_batch = min(settings.GENERATION_BATCH_SIZE, 4 * max(1, self.backend.concurrency))
+        per_batch = max(1, items_per_batch // job.samples)
         ids = job.record_ids
         with ThreadPoolExecutor(max_workers=max(1, self.backend.concurrency)) as pool:
             for start in range(0, len(ids), per_batch):
@@ -377,7 +379,7 @@ class _JobRunner:
                 items = self._pending_items(ids[start : start + per_batch])
                 if not items:
                     continue
-                outcomes = list(pool.map(self._generate, items))
+                outcomes = self._generate_all(pool, items)
                 self._save(items, outcomes)
                 unavailable = [o for o in outcomes if isinstance(o, BackendUnavailable)]
                 if unavailable:
@@ -387,6 +389,16 @@ class _JobRunner:
                     )
                     return
         _job_finish(job_id=job.pk, status=GenerationJob.DONE)
+
+    def _generate_all(self, pool: ThreadPoolExecutor, items: list[_Item]) -> list:
+        """Outcomes in item order; the heartbeat goes on while slow requests are in flight."""
+        futures = [pool.submit(self._generate, item) for item in items]
+        interval = max(0.5, min(10.0, settings.GENERATION_STALE_SECONDS / 3))
+        while wait(futures, timeout=interval).not_done:
+            GenerationJob.objects.filter(pk=self.job.pk, status=GenerationJob.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        return [future.result() for future in futures]
 
     def _pending_items(self, record_ids: list[int]) -> list[_Item]:
         job = self.job

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -43,6 +44,8 @@ def generation_job(request, slug, job_id):
         "project": project,
         "job": job,
         "progress": selectors.job_progress(job=job),
+        # A running job whose worker went silent may be resumed by hand.
+        "stale": selectors.job_is_stale(job=job, stale_seconds=settings.GENERATION_STALE_SECONDS),
         "failed_items": selectors.job_failed_candidates(job=job),
     }
     template = "generation/job_detail.html"

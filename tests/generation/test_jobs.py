@@ -221,3 +221,33 @@ def test_job_run_enqueues_scoring_after_commit(project, demo_records, django_cap
     # one callback sends the batch's candidate ids to the scoring queue
     assert len(callbacks) == 1
     assert Candidate.objects.filter(job=job).count() == 3
+
+
+def test_job_heartbeat_keeps_slow_job_from_takeover(transactional_db, project, demo_data, stub_server, settings):
+    import threading
+
+    from django.db import connection
+
+    from tests.generation.conftest import records_demo
+
+    records_demo(project, demo_data, names=("vqa_rad.jsonl",))
+    settings.GENERATION_STALE_SECONDS = 1
+    stub_server.latency = 2.5  # one batch takes far longer than the stale limit
+    job = _openai_job(project, stub_server, filters={"limit": 2})
+
+    def run():
+        try:
+            services.job_run(job_id=job.pk)
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        time.sleep(1.8)
+        # the worker is alive and mid-batch: nobody else may take the job
+        assert services.job_claim(job_id=job.pk) is False
+    finally:
+        runner.join(timeout=30)
+    job.refresh_from_db()
+    assert (job.status, job.done) == (GenerationJob.DONE, 2)

@@ -129,3 +129,19 @@ def test_generation_templates_refuses_attribute_access(client, project, admin_us
     assert response.status_code == 200
     assert "line 2" in response.content.decode()
     assert not PromptTemplate.objects.filter(name="evil").exists()
+
+
+def test_generation_job_offers_resume_when_worker_went_silent(client, project, admin_user, job):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _login(client, admin_user)
+    url = reverse("generation_job", args=[project.slug, job.pk])
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.RUNNING, heartbeat_at=timezone.now())
+    assert "Resume on another worker" not in client.get(url).content.decode()
+    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert "Resume on another worker" in client.get(url).content.decode()
+    client.post(reverse("generation_job_resume", args=[project.slug, job.pk]))
+    job.refresh_from_db()
+    assert job.status == GenerationJob.PENDING
