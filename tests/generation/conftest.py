@@ -86,6 +86,7 @@ class StubServer:
         self.default = default or (lambda body: (200, pair_reply(body)))
         self.latency = latency
         self.requests: list[dict] = []
+        self.headers: dict[str, str] = {}  # sent with every answer
         self.lock = threading.Lock()
         stub = self
 
@@ -115,6 +116,8 @@ class StubServer:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in stub.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):

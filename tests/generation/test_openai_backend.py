@@ -98,3 +98,18 @@ def test_backend_for_accepts_listed_base_url_with_trailing_slash(settings):
     settings.LLM_ALLOWED_BASE_URLS = ["https://api.example.org/v1/"]
     backend = backend_for(backend="openai", model="m", base_url="https://api.example.org/v1")
     assert backend.model == "m"
+
+
+def test_openai_backend_does_not_follow_redirects(stub_server):
+    # given an allowed server that redirects to another (here: a second local server)
+    from tests.generation.conftest import StubServer
+
+    elsewhere = StubServer()
+    try:
+        stub_server.default = lambda body: (307, {})
+        stub_server.headers = {"Location": f"{elsewhere.base_url}/chat/completions"}
+        with pytest.raises(BackendError, match="HTTP 307"):
+            _backend(stub_server).generate(REQUEST)
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.close()

@@ -77,6 +77,8 @@ class OpenAICompatBackend:
             api_key=settings.OPENAI_API_KEY or "not-needed",
             timeout=settings.LLM_TIMEOUT_SECONDS if timeout is None else timeout,
             max_retries=0,
+            # An allowed server must not bounce requests on to an address that is not allowed.
+            http_client=openai.DefaultHttpxClient(follow_redirects=False),
         )
 
     def _messages(self, request: GenerationRequest) -> list[dict]:
