@@ -136,7 +136,24 @@
     show(panel, true);
     panel.querySelector("form").focus();
   }
-  const click = (sel) => { const b = $(sel); if (b && !b.disabled) b.click(); };
+  // htmx binds hx-post on swapped-in content a moment after the swap (settle); a button
+  // clicked before that would submit natively. Keys pressed in that gap wait for htmx:load.
+  let pending = null;
+  const paneReady = () => {
+    const pane = $("#review-pane");
+    return !pane || pane.dataset.ready === "1";
+  };
+  const click = (sel) => {
+    if (!paneReady()) { pending = sel; return; }
+    const b = $(sel);
+    if (b && !b.disabled) b.click();
+  };
+  document.addEventListener("htmx:load", (ev) => {
+    const pane = $("#review-pane");
+    if (!pane || !(ev.detail.elt === pane || ev.detail.elt.contains(pane))) return;
+    pane.dataset.ready = "1";
+    if (pending) { const sel = pending; pending = null; click(sel); }
+  });
 
   // --- "draft saved N s ago"
   let savedAt = null;
@@ -169,7 +186,10 @@
       if (status) status.textContent = "draft saved 0 s ago";
       return;
     }
-    if (target.id !== "conflict") $("#conflict") && $("#conflict").replaceChildren();
+    // A conflict message lands beside the pane; the pane itself is unchanged.
+    if (target.id === "conflict") return;
+    const conflict = $("#conflict");
+    if (conflict) conflict.replaceChildren();
     init(document.getElementById("review-pane") || document);
   });
 

@@ -45,7 +45,8 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
     assert page.inner_text("#zoom-level") == "fit"
     page.mouse.move(300, 400)
     page.mouse.wheel(0, -300)
-    assert page.inner_text("#zoom-level") != "fit"
+    # Wheel events are delivered asynchronously: wait for the viewer to react.
+    page.wait_for_function("document.querySelector('#zoom-level').textContent !== 'fit'")
     page.keyboard.press("0")
 
     # Overlays: keys and guidelines.
@@ -76,14 +77,14 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
     # Save the edit (Ctrl+Enter): the next candidate swaps in directly.
     page.locator("#edit-response").focus()
     page.keyboard.press("Control+Enter")
-    page.wait_for_selector(f"#review-pane[data-candidate='{second.pk}']")
+    page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{second.pk}']")
     page.wait_for_url(f"**/review/{second.pk}/")
     first.refresh_from_db()
     assert first.status == "approved" and first.response == "The right lung has an opacity."
 
     # Approve by key.
     page.keyboard.press("a")
-    page.wait_for_selector(f"#review-pane[data-candidate='{third.pk}']")
+    page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{third.pk}']")
     assert Candidate.objects.get(pk=second.pk).status == "approved"
     assert page.inner_text("[data-testid=today]") == "2"
 
@@ -100,7 +101,7 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
 
     # Undo brings the rejected candidate back, pending, under the reviewer's claim.
     page.keyboard.press("u")
-    page.wait_for_selector(f"#review-pane[data-candidate='{third.pk}']")
+    page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{third.pk}']")
     third.refresh_from_db()
     assert third.status == "pending"
     assert Decision.objects.filter(candidate=third, action="undo", undoes=rejection).exists()
@@ -114,7 +115,7 @@ def test_review_screen_second_tab_gets_conflict(browser, open_tab, project, revi
     two = open_tab(one.page.context)
     for tab in (one, two):
         tab.goto(f"/p/{project.slug}/review/{c.pk}/")
-        tab.page.wait_for_selector(f"#review-pane[data-candidate='{c.pk}']")
+        tab.page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{c.pk}']")
     one.page.keyboard.press("a")
     one.page.wait_for_selector("text=Nothing left for you to review")
 
