@@ -5,9 +5,14 @@ CELERY_BROKER_URL); a test needing a service that is absent fails in CI and skip
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import connection
 
 from medmax_review.projects import services as project_services
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
@@ -72,3 +77,67 @@ def reviewer2(project):
 @pytest.fixture
 def outsider(project):
     return _member(project, "olga_outsider", None)
+
+
+def process_stop(process, timeout: float = 15) -> None:
+    """Stop a subprocess this suite started: politely, then for good."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _redis_reachable(url: str) -> bool:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def worker_factory(transactional_db, settings, tmp_path):
+    """Start real Celery worker processes on Redis that use this test's database and media.
+
+    Each call starts one more worker; extra keyword arguments become its environment.
+    """
+    broker = settings.CELERY_BROKER_URL
+    if not broker.startswith("redis://") or not _redis_reachable(broker):
+        require_service("Redis (CELERY_BROKER_URL=redis://...)")
+    if connection.vendor != "postgresql":
+        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
+    redis.Redis.from_url(broker).flushdb()  # the suite's own Redis db: no stale messages
+    database = connection.settings_dict
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    started = []
+
+    def start(**env_extra) -> subprocess.Popen:
+        env = {
+            **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
+            "CELERY_TASK_ALWAYS_EAGER": "False", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            **env_extra,
+        }
+        env.pop("TEST_DATABASE_NAME", None)
+        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # closed at teardown
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-P", "solo",
+             "-c", "1", "--without-mingle", "--without-gossip", "-Q", "celery", "-l", "INFO"],
+            cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        process_stop(process)
+        log.close()
+
+
+@pytest.fixture
+def worker(worker_factory):
+    """One real Celery worker on Redis, using this test's database and media."""
+    return worker_factory()

@@ -12,12 +12,11 @@ from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
 from tests.conftest import DEMO_DATA, PASSWORD
 from tests.exports.conftest import approve_records
-from tests.sources.conftest import worker  # noqa: F401 - the shared real-worker fixture
 
 pytestmark = pytest.mark.worker
 
 
-def test_export_launch_runs_in_worker_and_page_shows_manifest(client, worker):  # noqa: F811
+def test_export_launch_runs_in_worker_and_page_shows_manifest(client, worker):
     # given a project with the approved demo VQA-RAD set (committed: the worker must see it)
     project, _ = project_services.project_get_or_create(slug="worker-export")
     admin = project_services.user_create(username="wendy", password=PASSWORD)

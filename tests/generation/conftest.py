@@ -146,18 +146,7 @@ def stub_server(settings):
     server.close()
 
 
-def process_stop(process, timeout: float = 15) -> None:
-    """Stop a subprocess this suite started: politely, then for good."""
-    import subprocess
-
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+from tests.conftest import process_stop  # noqa: E402,F401 - re-exported for these tests
 
 
 def require_local_model() -> str:

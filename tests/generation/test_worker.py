@@ -1,21 +1,17 @@
 """A real Celery worker on Redis runs jobs; one killed mid-job and restarted loses nothing."""
 
-import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from django.db.models import Count
 
 from medmax_review.core import medmax
 from medmax_review.generation import services
 from medmax_review.generation.models import GenerationJob
 from medmax_review.review.models import Candidate
-from tests.generation.conftest import StubServer, process_stop, records_demo
+from tests.generation.conftest import StubServer, records_demo
 
 pytestmark = pytest.mark.worker
 
@@ -23,41 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CELERY = ROOT / ".venv" / "bin" / "celery"
 
 
-@pytest.fixture
-def worker_factory(transactional_db, tmp_path):
-    """Start workers that use the SAME test database as this test."""
-    import redis
-
-    from tests.conftest import require_service
-
-    broker = django_settings.CELERY_BROKER_URL
-    if not broker.startswith("redis://"):
-        require_service("Redis (CELERY_BROKER_URL=redis://...)")
-    redis.Redis.from_url(broker).flushdb()  # this suite's own Redis db: no stale messages
-    database = connection.settings_dict
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    started = []
-
-    def start(**env_extra) -> subprocess.Popen:
-        env = {
-            **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
-            "CELERY_VISIBILITY_TIMEOUT": "3", "GENERATION_STALE_SECONDS": "3",
-            "MEDIA_ROOT": str(django_settings.MEDIA_ROOT), **env_extra,
-        }
-        env.pop("TEST_DATABASE_NAME", None)
-        log = open(tmp_path / f"worker{len(started)}.log", "wb")  # closed at teardown
-        process = subprocess.Popen(
-            [str(CELERY), "-A", "medmax_review", "worker", "-P", "solo", "-c", "1",
-             "--without-mingle", "--without-gossip", "-Q", "celery", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        started.append((process, log))
-        return process
-
-    yield start
-    for process, log in started:
-        process_stop(process)
-        log.close()
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -91,8 +52,10 @@ def test_worker_killed_mid_job_then_restarted_finishes_without_duplicates(
     records_demo(project, demo_data, names=("vqa_rad.jsonl",))
     stub = StubServer(latency=0.25)
     settings.LLM_ALLOWED_BASE_URLS = [stub.base_url]
+    # Short timeouts so the unacknowledged task comes back within the test.
     env = {"LLM_ALLOWED_BASE_URLS": stub.base_url, "GENERATION_BATCH_SIZE": "4",
-           "LLM_CONCURRENCY": "2"}
+           "LLM_CONCURRENCY": "2", "CELERY_VISIBILITY_TIMEOUT": "3",
+           "GENERATION_STALE_SECONDS": "3"}
     try:
         first = worker_factory(**env)
         job = services.job_create(project=project, task=medmax.VQA, backend="openai",

@@ -1,20 +1,10 @@
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from PIL import Image
-
-from medmax_review.celery import app
-from tests.conftest import require_service
 
 
 def png_bytes(size=(8, 8), color=0, mode="L") -> bytes:
@@ -64,43 +54,3 @@ def zip_bundle_bytes() -> bytes:
     return out.getvalue()
 
 
-def _redis_up(url: str) -> bool:
-    parsed = urlparse(url)
-    if parsed.scheme != "redis":
-        return False
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def worker(transactional_db, settings):
-    """A real Celery worker process on the Redis broker, using this test's database and media."""
-    if not _redis_up(settings.CELERY_BROKER_URL):
-        require_service("Redis (CELERY_BROKER_URL=redis://...)")
-    if connection.vendor != "postgresql":
-        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "False",
-    }
-    env.pop("TEST_DATABASE_NAME", None)
-    app.control.purge()  # nothing left over from an earlier run
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "--pool=solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-        cwd=django_settings.BASE_DIR, env=env,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
