@@ -8,11 +8,13 @@ import difflib
 import re
 
 EQUAL, INSERT, DELETE = "eq", "ins", "del"
-_TOKENS = re.compile(r"\s+|\S+")
+# A word carries its trailing whitespace, so spaces alone never count as "unchanged" text
+# that would interleave a rewritten sentence into single-word fragments.
+_TOKENS = re.compile(r"^\s+|\S+\s*")
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """[(op, text)] turning `old` into `new`, word by word (whitespace kept as its own tokens)."""
+    """[(op, text)] turning `old` into `new`, word by word (each word with its trailing space)."""
     a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
     segments: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)

@@ -248,7 +248,7 @@ def test_draft_save_and_restore(project, reviewer, make_candidates):
 
     screen = review_screen(candidate=c, user=reviewer)
     assert screen["draft"].response == "fully typed"
-    assert ("ins", "fully typed.") not in screen["draft_diff"]["response"]
+    assert screen["draft_diff"]["response"] == [("del", "The left lung is clear."), ("ins", "fully typed")]
     assert screen["draft_diff"]["changed"]
 
 
@@ -383,8 +383,10 @@ def test_reviewer_rejection_cannot_be_overturned(project, reviewer, reviewer2, m
 
 def test_word_diff_marks_changed_words():
     assert word_diff("the left lung", "the right lung") == [
-        ("eq", "the "), ("del", "left"), ("ins", "right"), ("eq", " lung"),
+        ("eq", "the "), ("del", "left "), ("ins", "right "), ("eq", "lung"),
     ]
+    assert "".join(t for op, t in word_diff(" a b  c", "a x c") if op != "del") == "a x c"
+    assert "".join(t for op, t in word_diff(" a b  c", "a x c") if op != "ins") == " a b  c"
 
 
 def test_marked_segments_merges_and_clips_spans():
