@@ -8,13 +8,15 @@ import difflib
 import re
 
 EQUAL, INSERT, DELETE = "eq", "ins", "del"
-# A word carries its trailing whitespace, so spaces alone never count as "unchanged" text
-# that would interleave a rewritten sentence into single-word fragments.
-_TOKENS = re.compile(r"^\s+|\S+\s*")
+_TOKENS = re.compile(r"\s+|\S+")
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """[(op, text)] turning `old` into `new`, word by word (each word with its trailing space)."""
+    """[(op, text)] turning `old` into `new`, word by word (whitespace kept as its own tokens).
+
+    Changes separated only by whitespace read as one deletion and one insertion, so a rewritten
+    sentence does not interleave into single-word fragments.
+    """
     a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
     segments: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
@@ -26,7 +28,33 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
             _append(segments, DELETE, "".join(a[i1:i2]))
         if tag in ("insert", "replace"):
             _append(segments, INSERT, "".join(b[j1:j2]))
-    return segments
+    return _fold_runs(segments)
+
+
+def _fold_runs(segments: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(segments):
+        if segments[i][0] == EQUAL:
+            _append(out, EQUAL, segments[i][1])
+            i += 1
+            continue
+        removed, added = [], []
+        while i < len(segments):
+            op, text = segments[i]
+            if op == DELETE:
+                removed.append(text)
+            elif op == INSERT:
+                added.append(text)
+            elif text.isspace() and i + 1 < len(segments) and segments[i + 1][0] != EQUAL:
+                removed.append(text)
+                added.append(text)
+            else:
+                break
+            i += 1
+        _append(out, DELETE, "".join(removed))
+        _append(out, INSERT, "".join(added))
+    return out
 
 
 def _append(segments: list[tuple[str, str]], op: str, text: str) -> None:

@@ -21,6 +21,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+# One Playwright (and one Chromium) per test session: other suites import this fixture into
+# their modules, which makes separate fixture instances, and a second sync Playwright cannot
+# start while the first one's event loop runs.
+_SHARED: dict = {}
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -29,10 +35,16 @@ def browser():
         require_service("Chromium at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    owner = not _SHARED
+    if owner:
+        _SHARED["playwright"] = sync_playwright().start()
+        _SHARED["browser"] = _SHARED["playwright"].chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+    yield _SHARED["browser"]
+    if owner:
+        _SHARED.pop("browser").close()
+        _SHARED.pop("playwright").stop()
 
 
 class Tab:

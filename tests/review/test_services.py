@@ -383,7 +383,10 @@ def test_reviewer_rejection_cannot_be_overturned(project, reviewer, reviewer2, m
 
 def test_word_diff_marks_changed_words():
     assert word_diff("the left lung", "the right lung") == [
-        ("eq", "the "), ("del", "left "), ("ins", "right "), ("eq", "lung"),
+        ("eq", "the "), ("del", "left"), ("ins", "right"), ("eq", " lung"),
+    ]
+    assert word_diff("The left lung is clear.", "A b c") == [
+        ("del", "The left lung is clear."), ("ins", "A b c"),
     ]
     assert "".join(t for op, t in word_diff(" a b  c", "a x c") if op != "del") == "a x c"
     assert "".join(t for op, t in word_diff(" a b  c", "a x c") if op != "ins") == " a b  c"

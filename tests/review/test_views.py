@@ -132,7 +132,7 @@ def test_draft_autosave_and_restore_on_reload(client, project, reviewer, make_ca
     )
     body = response.content.decode()
     assert response.status_code == 200 and 'id="draft-status"' in body
-    assert 'hx-swap-oob="true"' in body and "<del>left </del><ins>right </ins>" in body
+    assert 'hx-swap-oob="true"' in body and "<del>left</del><ins>right</ins>" in body
     assert "&lt;b&gt;is&lt;/b&gt;" in body
     assert Draft.objects.get().response == "The right lung <b>is</b> clear."
     page = client.get(url("review_candidate", project, c.pk)).content.decode()
