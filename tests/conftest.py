@@ -17,7 +17,14 @@ from django.db import connection
 from medmax_review.projects import services as project_services
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = ROOT / "demo_data"
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots from browser tests (not committed)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
 PASSWORD = "correct horse battery staple"
 
 
@@ -141,3 +148,68 @@ def worker_factory(transactional_db, settings, tmp_path):
 def worker(worker_factory):
     """One real Celery worker on Redis, using this test's database and media."""
     return worker_factory()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session, driven by Playwright's sync API."""
+    if not Path(CHROMIUM).exists():
+        require_service(f"Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread from here on; the ORM calls in
+    # test bodies are still plain synchronous code, so Django's async guard is lifted.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Tab:
+    """A page that records console errors (CSP violations show up there)."""
+
+    def __init__(self, page, base_url):
+        self.page, self.base_url, self.console_errors = page, base_url, []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+
+    def _console(self, message):
+        if message.type in ("error", "warning"):
+            self.console_errors.append(f"{message.text} @ {message.location}")
+
+    def goto(self, path):
+        self.page.goto(self.base_url + path)
+
+    def login(self, user):
+        self.goto("/login/")
+        self.page.fill("input[name=username]", user.username)
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(lambda url: "/login/" not in url)
+
+    def shot(self, name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    def assert_no_csp_violations(self):
+        csp = [m for m in self.console_errors if "Content Security Policy" in m or "Refused to" in m]
+        assert csp == [], csp
+
+
+@pytest.fixture
+def open_tab(browser, live_server):
+    """Open tabs on the live server; pass a tab's context to share its session (a second tab)."""
+    contexts = []
+
+    def open_(context=None):
+        if context is None:
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            contexts.append(context)
+        return Tab(context.new_page(), live_server.url)
+
+    yield open_
+    for context in contexts:
+        context.close()
+    # ORM calls made while Playwright's loop ran got their own connections: close them.
+    connection.close()

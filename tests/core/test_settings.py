@@ -27,7 +27,7 @@ def test_env_int_names_the_variable(monkeypatch):
 
 def _manage(args, extra_env, tmp_path):
     environment = {
-        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL")
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     environment.update({"MEDMAX_VAR_DIR": str(tmp_path / "var")}, **extra_env)
     return subprocess.run(

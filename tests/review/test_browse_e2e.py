@@ -1,42 +1,16 @@
 """The candidate browser and statistics page in a real browser (live server, headless Chromium)."""
 
-import socket
-
 import pytest
-from django.db import connections
-from pytest_django.live_server_helper import LiveServer
 
 from medmax_review.review import browse_selectors
 from medmax_review.review.models import APPROVE, APPROVED, REJECT, REJECTED
-from tests.e2e.conftest import Tab, browser  # noqa: F401  (browser: the shared Chromium)
 from tests.review.test_browse_data import add_candidates, decide, score
 
 pytestmark = [pytest.mark.e2e]
 
-PORTS = range(8170, 8180)
-
-
 @pytest.fixture
-def server(transactional_db):
-    """A live server on the first free port of this suite's range."""
-    for port in PORTS:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                break
-    else:
-        pytest.fail(f"every port in {PORTS} is taken")
-    live = LiveServer(f"127.0.0.1:{port}")
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def tab(browser, server):  # noqa: F811  (the imported fixture)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    yield Tab(context.new_page(), server.url)
-    context.close()
-    # ORM calls made while Playwright's loop runs get their own connections: close them.
-    connections.close_all()
+def tab(open_tab):
+    return open_tab()
 
 
 def test_candidate_browse_in_browser_filters_with_htmx_and_pages(
