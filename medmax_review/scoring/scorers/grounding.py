@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import os
 import threading
 
 from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult, evidence
@@ -20,6 +21,9 @@ def embedding_model():
         if "model" not in _model_state:
             model = None
             if importlib.util.find_spec(EMBEDDING_PACKAGE) and importlib.util.find_spec("torch"):
+                # The weights ship inside the package: never ask a model hub for anything.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 package = importlib.import_module(EMBEDDING_PACKAGE)
                 loader = getattr(package, "load_model", None) or getattr(package, "load", None)
                 model = loader() if loader else None
@@ -56,7 +60,9 @@ def score_grounding(item: ScoreInput) -> ScoreResult:
         found.append(evidence("method", "method: lexical overlap only (embedding model not installed)"))
         return ScoreResult(NAME, lexical, evidence=found)
     similarity = _embedding_similarity(model, item.response, source)
+    # The embedding only credits paraphrases that word overlap misses; it never lowers a
+    # response whose words the source supports (a short answer embeds far from a long source).
     found.append(evidence(
         "method", f"method: lexical overlap {lexical:.2f} and sentence-embedding similarity "
-                  f"{similarity:.2f}, averaged"))
-    return ScoreResult(NAME, (lexical + similarity) / 2, evidence=found)
+                  f"{similarity:.2f}, the higher counts"))
+    return ScoreResult(NAME, max(lexical, similarity), evidence=found)
