@@ -18,6 +18,12 @@ class DatasetVersion(models.Model):
     manifest = models.JSONField(default=dict, blank=True)
     path = models.CharField(max_length=500, blank=True, help_text="folder under MEDIA_ROOT")
     error = models.TextField(blank=True)
+    # Touched after every batch while building; a running version whose heartbeat is older
+    # than EXPORT_STALE_SECONDS has lost its worker and may be taken over by another.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Builds started so far; the build whose number this is owns the folder (a build that was
+    # taken over finds the number changed and stops without touching the files).
+    attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects.models import Project
@@ -181,6 +182,15 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
 
 def versions_for_project(*, project: Project) -> QuerySet:
     return DatasetVersion.objects.filter(project=project).order_by("-number")
+
+
+def version_stale_seconds(*, version: DatasetVersion, stale_seconds: int) -> int | None:
+    """Seconds since a running version's last heartbeat, when past the stale limit (its worker
+    is gone and the redelivered task will rebuild it); None while it is alive or not running."""
+    if version.status != DatasetVersion.RUNNING or version.heartbeat_at is None:
+        return None
+    silent = (timezone.now() - version.heartbeat_at).total_seconds()
+    return int(silent) if silent > stale_seconds else None
 
 
 def version_get(*, project: Project, number: int) -> DatasetVersion | None:

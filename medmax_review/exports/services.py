@@ -20,13 +20,15 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import reset_queries, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 import medmax_review
@@ -182,36 +184,110 @@ def split_of(key: str, proportions: list[float]) -> str:
     return [n for n, s in zip(SPLITS, proportions, strict=True) if s > 0][-1]
 
 
+BUSY = "busy"  # another worker is building the version right now
+
+
+def dataset_version_claim(*, version_id: int) -> tuple[int, bool] | None:
+    """Take the build for this worker: (attempt number, taken over), or None if not claimable.
+
+    A pending version, or a running one whose heartbeat went stale (its worker died), can be
+    claimed; each is one conditional UPDATE, so exactly one worker wins even when several
+    receive the task at once.
+    """
+    now = timezone.now()
+    changes = {"status": DatasetVersion.RUNNING, "heartbeat_at": now, "rows_done": 0,
+               "attempts": F("attempts") + 1}
+    stale = now - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
+    mine = DatasetVersion.objects.filter(pk=version_id)
+    for claimable, taken_over in (
+        (Q(status=DatasetVersion.PENDING), False),
+        (Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=stale), True),
+    ):
+        if mine.filter(claimable).update(**changes):
+            return mine.values_list("attempts", flat=True).get(), taken_over
+    return None
+
+
 def dataset_version_build(*, version_id: int) -> DatasetVersion:
-    """Write the version's files. Runs once: a version not pending is returned as it is."""
-    claimed = DatasetVersion.objects.filter(pk=version_id, status=DatasetVersion.PENDING).update(
-        status=DatasetVersion.RUNNING
-    )
+    """Write the version's files, once: a version done, failed or held by a live worker is
+    returned as it is. A version whose worker died is rebuilt from scratch; the output is
+    deterministic, so the result is byte-identical to an uninterrupted build."""
+    claim = dataset_version_claim(version_id=version_id)
     version = DatasetVersion.objects.select_related("project").get(pk=version_id)
-    if not claimed:
+    if claim is None:
         return version
+    attempt, taken_over = claim
     folder = dataset_version_folder(version)
+    if taken_over:
+        # The folder is this version's own, made by the build that died.
+        folder.mkdir(parents=True, exist_ok=True)
+        version_leftovers_remove(folder=folder)
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            return _fail(version, attempt, f"the folder {folder} already exists; nothing was written")
     try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        return _fail(version, f"the folder {folder} already exists; nothing was written")
-    try:
-        manifest = _Build(version=version, folder=folder).run()
+        manifest = _Build(version=version, folder=folder, attempt=attempt).run()
+    except _Superseded:
+        # Another worker took the version over while this one stalled: its files now.
+        logger.warning("export v%s of %s: taken over by another worker", version.number,
+                       version.project.slug)
+        version.refresh_from_db()
+        return version
     except Exception as exc:
         logger.exception("export v%s of %s failed", version.number, version.project.slug)
-        # Only ever our own fresh folder: it was created above.
+        # Only ever this version's own folder: created above.
         shutil.rmtree(folder, ignore_errors=True)
-        return _fail(version, f"{type(exc).__name__}: {exc}")
-    DatasetVersion.objects.filter(pk=version.pk).update(
+        return _fail(version, attempt, f"{type(exc).__name__}: {exc}")
+    DatasetVersion.objects.filter(pk=version.pk, attempts=attempt).update(
         status=DatasetVersion.DONE, manifest=manifest, finished_at=timezone.now(),
-        rows_done=manifest["rows_read"],
+        rows_done=manifest["rows_read"], heartbeat_at=timezone.now(),
     )
     version.refresh_from_db()
     return version
 
 
-def _fail(version: DatasetVersion, error: str) -> DatasetVersion:
-    DatasetVersion.objects.filter(pk=version.pk).update(
+def version_leftovers_remove(*, folder: Path) -> list[str]:
+    """Remove what an interrupted build of this version may have left: every hidden
+    ".partial" file or folder and every file a build writes. Returns the names removed."""
+    removed = []
+    names = [f"{n}.jsonl" for n in (*SPLITS, SINGLE_FILE)] + [MANIFEST, IMAGES_ARCHIVE, IMAGES_DIR]
+    for name in names:
+        for path in (folder / name, writers.partial_name(folder / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(path.name)
+    for path in folder.glob(f".*{writers.PARTIAL_SUFFIX}"):
+        # Any other partial (a build of another app version may name files differently).
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(path.name)
+    return sorted(removed)
+
+
+def dataset_version_retry(*, version: DatasetVersion) -> bool:
+    """Queue the build of this same version again: a failed one, or a running one whose
+    worker went silent (in case its task was lost with the broker). False if neither."""
+    stale = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
+    mine = DatasetVersion.objects.filter(pk=version.pk)
+    changed = mine.filter(status=DatasetVersion.FAILED).update(
+        status=DatasetVersion.PENDING, error="", finished_at=None, rows_done=0,
+    ) or mine.filter(status=DatasetVersion.RUNNING, heartbeat_at__lt=stale).exists()
+    if changed:
+        dataset_version_enqueue(version=version)
+    return bool(changed)
+
+
+class _Superseded(Exception):
+    """This build lost the version to another worker (it was silent past the stale limit)."""
+
+
+def _fail(version: DatasetVersion, attempt: int, error: str) -> DatasetVersion:
+    DatasetVersion.objects.filter(pk=version.pk, attempts=attempt).update(
         status=DatasetVersion.FAILED, error=error, finished_at=timezone.now()
     )
     version.refresh_from_db()
@@ -265,8 +341,12 @@ class _Stats:
 
 
 class _Build:
-    def __init__(self, *, version: DatasetVersion, folder: Path):
+    def __init__(self, *, version: DatasetVersion, folder: Path, attempt: int):
         self.version = version
+        self.attempt = attempt
+        # Beats between batches too (large images, the archive), well inside the stale limit.
+        self.beat_every = max(0.5, min(10.0, settings.EXPORT_STALE_SECONDS / 3))
+        self.last_beat = time.monotonic()
         self.folder = folder
         self.options = version.options
         self.line = writers.FORMATS[version.format]
@@ -281,19 +361,33 @@ class _Build:
         self.media_root = Path(settings.MEDIA_ROOT).resolve()
         self.image_count = 0
 
+    def beat(self, *, force: bool = False, **changes) -> None:
+        """Save the heartbeat (and `changes`) while this build still owns the version."""
+        if not force and not changes and time.monotonic() - self.last_beat < self.beat_every:
+            return
+        owned = DatasetVersion.objects.filter(
+            pk=self.version.pk, status=DatasetVersion.RUNNING, attempts=self.attempt
+        ).update(heartbeat_at=timezone.now(), **changes)
+        if not owned:
+            raise _Superseded()
+        self.last_beat = time.monotonic()
+
     def run(self) -> dict:
         project, options = self.version.project, self.options
         total = selectors.export_count(project=project, options=options)
-        DatasetVersion.objects.filter(pk=self.version.pk).update(rows_total=total)
+        self.beat(rows_total=total)
         if self.image_dir:
             self.image_dir.mkdir()
         files = {name: writers.AtomicLineFile(self.folder / f"{name}.jsonl") for name in self.names}
         digests: dict[str, writers.FileDigest] = {}
         read = 0
         try:
-            for batch in selectors.export_batches(project=project, options=options):
+            for batch in selectors.export_batches(
+                project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
+            ):
                 self.stats.images = set()
                 for row in batch:
+                    self.beat()
                     line, problems = self._prepare(row)
                     if problems:
                         self.stats.exclude(row, problems)
@@ -302,11 +396,17 @@ class _Build:
                     files[split].write(self.line(line))
                     self.stats.count(row, split)
                 read += len(batch)
-                DatasetVersion.objects.filter(pk=self.version.pk).update(rows_done=read)
+                self.beat(rows_done=read)
                 # With DEBUG on, Django keeps every query's SQL; batches of ids would add up.
                 reset_queries()
+            self.beat(force=True)  # still ours: publish
             for name, handle in files.items():
                 digests[f"{name}.jsonl"] = handle.commit()
+        except _Superseded:
+            # The temporary names now belong to the build that took over: close, leave them.
+            for handle in files.values():
+                handle.close()
+            raise
         except BaseException:
             for handle in files.values():
                 handle.abort()
@@ -314,6 +414,7 @@ class _Build:
         digests.update(self._images())
         writers.fsync_dir(self.folder)
         manifest = self._manifest(digests, read)
+        self.beat(force=True)
         handle = writers.AtomicLineFile(self.folder / MANIFEST)
         handle.write(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         handle.commit()
@@ -392,7 +493,9 @@ class _Build:
         self.image_count = len(names)
         if mode == "archive":
             members = [(f"{IMAGES_DIR}/{n}", self.image_dir / n) for n in names]
-            digest = writers.tar_write(members=members, target=self.folder / IMAGES_ARCHIVE)
+            digest = writers.tar_write(
+                members=members, target=self.folder / IMAGES_ARCHIVE, progress=self.beat
+            )
             shutil.rmtree(self.image_dir)
             return {IMAGES_ARCHIVE: digest}
         # The name is the content hash, checked when the file was placed.

@@ -1,9 +1,11 @@
 from pathlib import Path
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from medmax_review.core.access import project_for
 from medmax_review.exports import selectors, services, writers
@@ -46,11 +48,29 @@ def export_detail(request, slug, number):
         ],
         "filters": selectors.version_filters_display(version=version),
         "image_files": sum(1 for n in version.manifest.get("files", {}) if n.startswith("images/")),
+        "stale_seconds": selectors.version_stale_seconds(
+            version=version, stale_seconds=settings.EXPORT_STALE_SECONDS
+        ),
     }
+    # Admins may queue a failed version, or a silent one, again (the same version number).
+    context["can_retry"] = membership.role == ADMIN and (
+        version.status == DatasetVersion.FAILED or context["stale_seconds"] is not None
+    )
     template = "exports/export_detail.html"
     if request.htmx:
         template += "#progress"
     return render(request, template, context)
+
+
+@login_required
+@require_POST
+def export_retry(request, slug, number):
+    """Build the same version number again (a failed one, or one whose worker went silent)."""
+    project, _ = project_for(request.user, slug, ADMIN)
+    version = get_object_or_404(DatasetVersion, project=project, number=number)
+    if not services.dataset_version_retry(version=version):
+        messages.error(request, f"Export v{version.number} is {version.status}; nothing changed.")
+    return redirect("export_detail", slug=project.slug, number=version.number)
 
 
 @login_required

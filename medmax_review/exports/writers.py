@@ -125,9 +125,12 @@ class AtomicLineFile:
         os.replace(self.temp, self.final)
         return FileDigest(self.digest.hexdigest(), self.size)
 
-    def abort(self) -> None:
+    def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+    def abort(self) -> None:
+        self.close()
         self.temp.unlink(missing_ok=True)
 
 
@@ -162,8 +165,12 @@ def place_image(*, source: Path, target: Path, sha256: str) -> str:
     return ""
 
 
-def tar_stream(*, members: list[tuple[str, Path]], chunk_size: int = 1 << 20):
-    """Yield a tar of `members` ((name in the archive, file), in the given order) in pieces.
+def tar_stream(
+    *, members: list[tuple[str, Path]], chunk_size: int = 1 << 20,
+    progress: Callable[[], None] | None = None,
+):
+    """Yield a tar of `members` ((name in the archive, file), in the given order) in pieces,
+    calling `progress` after each member.
 
     Deterministic (members in the given order, no owner, fixed mode and mtime) and streamed:
     headers and file bytes are written by hand so no member is ever held whole in memory.
@@ -183,18 +190,22 @@ def tar_stream(*, members: list[tuple[str, Path]], chunk_size: int = 1 << 20):
         padding = -size % tarfile.BLOCKSIZE
         yield b"\0" * padding
         total += len(header) + size + padding
+        if progress:
+            progress()
     # Two empty blocks end the archive; the whole is padded to tar's record size.
     total += 2 * tarfile.BLOCKSIZE
     yield b"\0" * (2 * tarfile.BLOCKSIZE + (-total % tarfile.RECORDSIZE))
 
 
-def tar_write(*, members: list[tuple[str, Path]], target: Path) -> FileDigest:
+def tar_write(
+    *, members: list[tuple[str, Path]], target: Path, progress: Callable[[], None] | None = None
+) -> FileDigest:
     """Write the deterministic tar of `members` to `target` atomically."""
     temp = partial_name(target)
     digest, size = hashlib.sha256(), 0
     try:
         with open(temp, "wb") as fh:
-            for piece in tar_stream(members=members):
+            for piece in tar_stream(members=members, progress=progress):
                 fh.write(piece)
                 digest.update(piece)
                 size += len(piece)
