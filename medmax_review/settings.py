@@ -156,6 +156,11 @@ LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 2)
 # job may go without a heartbeat before another worker may take it over.
 GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 32)
 GENERATION_STALE_SECONDS = env_int("GENERATION_STALE_SECONDS", 120)
+# Exports: approved candidates read per batch (the heartbeat and progress are saved after
+# each), and how long a running build may go without a heartbeat before another worker may
+# take it over and rebuild it from scratch.
+EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 2000)
+EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120)
 
 # Review.
 CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 300)
