@@ -55,6 +55,20 @@ def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidat
     return candidate
 
 
+def candidate_peek_next(*, project: Project, user, exclude_id: int | None = None) -> Candidate | None:
+    """The candidate claim_next would hand this user after `exclude_id`, without claiming it.
+
+    Read only (no lock, no lease): the review pane preloads its image so the next item is ready
+    when the clinician decides. Same visibility and order as claim_next, so the plan stays on the
+    slot queue index (one LIMIT 1 walk from the top of the queue).
+    """
+    slots = claims.claimable_slots(project=project, user=user)
+    if exclude_id is not None:
+        slots = slots.exclude(candidate_id=exclude_id)
+    slot = slots.select_related("candidate__record__image").first()
+    return slot.candidate if slot else None
+
+
 def queue_counts(*, project: Project, user) -> dict:
     start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     # Counting every open slot of a million-candidate project costs more than the page itself:
@@ -110,10 +124,14 @@ def review_screen(*, candidate: Candidate, user) -> dict:
     my_verdicts = [d for d in effective_verdicts(candidate) if d.reviewer_id == user.pk]
     decided = bool(my_verdicts) or (slot is not None and slot.state == ReviewSlot.DONE)
     auto = system_rejection(candidate)
+    upcoming = candidate_peek_next(project=project, user=user, exclude_id=candidate.pk)
+    next_image = upcoming.record.image if upcoming is not None else None
     return {
         "candidate": candidate,
         "record": record,
         "image": record.image,
+        # Preloaded by the page; the current image is already loading, so only a different one.
+        "next_image": next_image if next_image is not None and next_image != record.image else None,
         "is_dicom": bool(record.image and record.image.dicom),
         "source_fields": [(label, getattr(record, f)) for f, label in SOURCE_FIELDS if getattr(record, f)],
         "provenance": candidate.provenance or {},

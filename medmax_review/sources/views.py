@@ -87,6 +87,7 @@ def image_file(request, sha256):
     if not path.is_file():
         raise Http404("Image file missing")
     response = FileResponse(open(path, "rb"), content_type=f"image/{asset.format}")
-    # Content-addressed: the bytes behind this URL never change; access can, so keep it private.
-    response["Cache-Control"] = "private, max-age=86400"
+    # Content-addressed: the bytes behind this URL never change (so the review screen can
+    # preload the next image and reuse it without revalidating); access can, so keep it private.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

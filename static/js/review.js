@@ -45,7 +45,9 @@
     if (!img || !box) return;
     const w = img.naturalWidth || img.width, h = img.naturalHeight || img.height;
     if (!w || !h) return;
-    const bw = box.clientWidth, bh = box.clientHeight;
+    // Fit above the tool strip, which would otherwise cover the bottom of the image.
+    const tools = $(".viewer-tools", box);
+    const bw = box.clientWidth, bh = box.clientHeight - (tools ? tools.offsetHeight + 8 : 0);
     viewer.fit = Math.min(bw / w, bh / h);
     viewer.scale = viewer.fit;
     viewer.x = (bw - w * viewer.scale) / 2;
@@ -113,6 +115,14 @@
   const isOpen = (el) => el && !el.classList.contains("hidden");
   function closeOverlays() {
     ["#keys-overlay", "#guidelines-overlay", "#reject-panel"].forEach((s) => show($(s), false));
+    const conflict = $("#conflict");
+    if (conflict) conflict.replaceChildren();
+  }
+  // A long response gets an editor as tall as its text (up to about half the screen, so the
+  // diff below stays in reach), not 7 rows with a scrollbar inside a scrolling panel.
+  function fitTextarea(area) {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight + 4, window.innerHeight * 0.45)}px`;
   }
   function openEdit() {
     const form = $("#edit-form");
@@ -120,6 +130,7 @@
     show(form, true);
     show($("#cand-view"), false);
     const area = $("#edit-response");
+    $$("textarea", form).forEach(fitTextarea);
     area.focus();
     area.setSelectionRange(area.value.length, area.value.length);
   }
@@ -168,11 +179,26 @@
     status.textContent = `draft saved ${s} s ago`;
   }, 1000);
 
+  // --- the next candidate's image, fetched while this one is reviewed: after a decision the
+  // swapped-in pane finds it in the cache (the image URL is immutable, by content hash).
+  let preloaded = null;
+  function preloadNext() {
+    const pane = $("#review-pane");
+    const url = pane && pane.dataset.nextImage;
+    if (!url || (preloaded && preloaded.dataset.url === url)) return;
+    // Keep a reference: the decoded image stays in memory until the pane that shows it arrives.
+    preloaded = new Image();
+    preloaded.dataset.url = url;
+    preloaded.decoding = "async";
+    preloaded.src = url;
+  }
+
   function init(root) {
     fillKeys(root);
     readSaved();
     if (root === document || root.id === "review-pane") {
       initViewer();
+      preloadNext();
       const form = $("#edit-form");
       if (form && form.dataset.draft) openEdit();
     }
@@ -264,6 +290,9 @@
       ev.preventDefault();
       act();
     }
+  });
+  document.addEventListener("input", (ev) => {
+    if (ev.target.matches("#edit-form textarea")) fitTextarea(ev.target);
   });
   document.addEventListener("click", (ev) => {
     const t = ev.target.closest("[data-key]");

@@ -1,9 +1,11 @@
 """The review screen in a real browser: keys, zoom, autosave, undo, conflicts, adjudication."""
 
 import pytest
+from django.urls import reverse
 
 from medmax_review.review import claims, services
 from medmax_review.review.models import Candidate, Decision, Draft
+from tests.review.review_fixtures import DEMO_IMAGE, image_asset_create
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -108,6 +110,96 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
     tab.assert_no_csp_violations()
 
 
+def test_review_screen_next_image_ready_before_decision(open_tab, project, reviewer, make_candidates):
+    paths = [DEMO_IMAGE.parent / name for name in ("synpic16221.jpg", "synpic17738.jpg")]
+    second_image, third_image = (image_asset_create(p) for p in paths)
+    (first,) = make_candidates(1, priorities=[0.9])
+    (second,) = make_candidates(1, priorities=[0.5], image=second_image)
+    (third,) = make_candidates(1, priorities=[0.1], image=third_image)
+    next_url = reverse("image_file", args=[second_image.sha256])
+    tab = open_tab()
+    page = tab.page
+    tab.login(reviewer)
+    requests = []
+    page.on("request", lambda r: requests.append(r))
+
+    tab.goto(f"/p/{project.slug}/review/")
+    page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{first.pk}']")
+    # The next candidate's image is fetched while the clinician still looks at this one.
+    page.wait_for_function(
+        "url => performance.getEntriesByName(new URL(url, location.href).href)"
+        ".some(e => e.responseEnd > 0)", arg=next_url,
+    )
+    assert [r for r in requests if r.url.endswith(next_url)]
+    assert not Decision.objects.exists()
+
+    seen = len(requests)
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#review-pane[data-ready='1'][data-candidate='{second.pk}']")
+    page.wait_for_function(
+        "url => { const i = document.querySelector('#viewer-img');"
+        " return i.getAttribute('src') === url && i.complete && i.naturalWidth > 0; }", arg=next_url,
+    )
+    # Shown from the cache: no request for it went out after the decision.
+    later = [r for r in requests[seen:] if r.url.endswith(next_url)]
+    assert later == [], [r.url for r in later]
+    fetched = page.evaluate(
+        "url => performance.getEntriesByName(new URL(url, location.href).href)"
+        ".map(e => e.transferSize)", next_url,
+    )
+    assert fetched[0] > 0 and all(size == 0 for size in fetched[1:]), fetched
+    # And the pane that just arrived names the one after it.
+    third_url = reverse("image_file", args=[third_image.sha256])
+    assert page.get_attribute("#review-pane", "data-next-image") == third_url
+    tab.assert_no_csp_violations()
+
+
+LONG_RESPONSE = "\n\n".join(
+    f"Paragraph {i}: the axial CT shows a rounded opacity in the right lower lobe with spiculated "
+    "margins, no pleural effusion and no mediastinal lymph node enlargement; compare with prior "
+    "imaging before calling it new." for i in range(1, 7)
+)
+
+
+def test_review_screen_long_response_on_dicom_image(open_tab, project, reviewer, demo_data, make_candidates):
+    from django.template.defaultfilters import floatformat
+    from pydicom import dcmread
+
+    from medmax_review.sources.images import image_store
+    from medmax_review.sources.readers.dicom import render
+
+    png, info = render(dcmread(demo_data / "dicom" / "CT_small.dcm"))
+    ct = image_store(data=png, modality="CT")
+    type(ct).objects.filter(pk=ct.pk).update(dicom=info)
+    (c,) = make_candidates(1, image=ct, response=LONG_RESPONSE)
+    tab = open_tab()
+    page = tab.page
+    tab.login(reviewer)
+    tab.goto(f"/p/{project.slug}/review/{c.pk}/")
+    page.wait_for_function("document.querySelector('#viewer-img').style.transform !== ''")
+    # Fit means fully visible: the tool strip does not cover the bottom of the image.
+    shown, tools = (page.locator(s).bounding_box() for s in ("#viewer-img", ".viewer-tools"))
+    assert shown["y"] + shown["height"] <= tools["y"] + 1, (shown, tools)
+    # The window the PNG was rendered with reads as a window, not as a data structure.
+    note = page.inner_text("#window-note")
+    window = info["window"]
+    assert f"W{floatformat(window['width'], 0)} / L{floatformat(window['center'], 0)}" in note, note
+    assert "{" not in note
+    # Paragraphs stay paragraphs; the side panel scrolls, the action bar stays on screen.
+    assert page.inner_text("[data-testid=response]").count("\n\n") == 5
+    bar = page.locator(".action-bar").bounding_box()
+    assert bar["y"] + bar["height"] <= 900
+    tab.shot("review-long-response")
+    page.keyboard.press("e")
+    area = page.locator("#edit-response").bounding_box()
+    assert area["height"] >= 250
+    page.locator("#edit-response").press("End")
+    page.keyboard.type(" Follow-up CT in three months.")
+    page.wait_for_selector("#edit-diff ins")
+    tab.shot("review-long-edit")
+    tab.assert_no_csp_violations()
+
+
 def test_review_screen_second_tab_gets_conflict(browser, open_tab, project, reviewer, make_candidates):
     (c,) = make_candidates(1)
     one = open_tab()
@@ -124,6 +216,12 @@ def test_review_screen_second_tab_gets_conflict(browser, open_tab, project, revi
     text = two.page.inner_text("[data-testid=conflict]")
     assert "changed since you loaded it" in text and "approved" in text
     two.shot("review-conflict")
+    # The message sits clear of the candidate's text and Esc dismisses it.
+    box = two.page.locator("[data-testid=conflict]").bounding_box()
+    side = two.page.locator(".panel.cand").bounding_box()
+    assert box["y"] > side["y"] + side["height"], (box, side)
+    two.page.keyboard.press("Escape")
+    assert two.page.locator("[data-testid=conflict]").count() == 0
     assert Decision.objects.filter(candidate=c).count() == 1
     one.assert_no_csp_violations()
     two.assert_no_csp_violations()

@@ -32,6 +32,60 @@ def decide(candidate, user, action, **kw):
 # --- claims
 
 
+def test_candidate_peek_next_is_what_claim_next_hands_out_next(project, reviewer, make_candidates):
+    from medmax_review.review import selectors
+
+    first, second, third = make_candidates(3, priorities=[0.9, 0.1, 0.5])
+    assert claims.claim_next(project=project, user=reviewer) == first
+    peeked = selectors.candidate_peek_next(project=project, user=reviewer, exclude_id=first.pk)
+    assert peeked == third
+    # Read only: the peeked candidate's slot stays open, the reviewer holds one claim.
+    assert ReviewSlot.objects.get(candidate=third).state == ReviewSlot.OPEN
+    assert ReviewSlot.objects.filter(reviewer=reviewer, state=ReviewSlot.CLAIMED).count() == 1
+    decide(first, reviewer, "approve")
+    assert claims.claim_next(project=project, user=reviewer) == peeked
+
+
+def test_candidate_peek_next_follows_claim_visibility(project, reviewer, reviewer2, make_candidates):
+    from medmax_review.review import selectors
+
+    (current,) = make_candidates(1, priorities=[0.9])
+    (secret,) = make_candidates(1, priorities=[0.8], credential=True)
+    taken, skipped, last = make_candidates(3, priorities=[0.7, 0.6, 0.1])
+    assert claims.claim_candidate(candidate=taken, user=reviewer2) is not None
+    assert claims.claim_next(project=project, user=reviewer) == current
+    decide(current, reviewer, "skip")
+    assert claims.claim_candidate(candidate=skipped, user=reviewer) is not None
+    decide(skipped, reviewer, "skip")
+    # Not the credentialed one, not reviewer2's claim, not the two skipped ones.
+    assert selectors.candidate_peek_next(project=project, user=reviewer) == last
+    assert selectors.candidate_peek_next(project=project, user=reviewer, exclude_id=last.pk) is None
+
+
+def test_candidate_peek_next_plan_uses_slot_queue_index(project, reviewer, make_candidates):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from medmax_review.review import selectors
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the partial queue index is planned by PostgreSQL")
+    current, _ = make_candidates(2, priorities=[0.9, 0.5])
+    with CaptureQueriesContext(connection) as queries:
+        selectors.candidate_peek_next(project=project, user=reviewer, exclude_id=current.pk)
+    (sql,) = [q["sql"] for q in queries.captured_queries]
+    with connection.cursor() as cursor:
+        # A handful of test rows make any plan cheap; forbid the table scan and the sort so the
+        # planner must walk an index that already yields queue order: the slot queue index.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("EXPLAIN " + sql)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "slot_queue_idx" in plan, plan
+    assert "Limit" in plan.splitlines()[0], plan
+
+
 def test_claim_next_highest_priority_first(project, reviewer, make_candidates):
     low, high, mid = make_candidates(3, priorities=[0.1, 0.9, 0.5])
     assert claims.claim_next(project=project, user=reviewer) == high

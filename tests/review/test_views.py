@@ -2,8 +2,16 @@ import pytest
 from django.urls import reverse
 
 from medmax_review.review import claims
-from medmax_review.review.models import ADJUDICATION, APPROVED, Candidate, Decision, Draft
+from medmax_review.review.models import (
+    ADJUDICATION,
+    APPROVED,
+    Candidate,
+    Decision,
+    Draft,
+    ReviewSlot,
+)
 from tests.conftest import PASSWORD
+from tests.review.review_fixtures import DEMO_IMAGE, image_asset_create
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -93,6 +101,37 @@ def test_decide_approve_renders_next_candidate(client, project, reviewer, make_c
     assert f'data-candidate="{second.pk}"' in response.content.decode()
     first.refresh_from_db()
     assert first.status == APPROVED
+
+
+def test_review_pane_names_next_candidates_image(client, project, reviewer, make_candidates):
+    other = image_asset_create(DEMO_IMAGE.parent / "synpic16221.jpg")
+    (first,) = make_candidates(1, priorities=[0.9])
+    (second,) = make_candidates(1, priorities=[0.5], image=other)
+    (third,) = make_candidates(1, priorities=[0.1], image=other)
+    login(client, reviewer)
+    body = client.get(url("review_next", project), follow=True).content.decode()
+    assert f'data-next-image="{reverse("image_file", args=[other.sha256])}"' in body
+    # The peek claims nothing: the next candidate stays open for anyone.
+    assert ReviewSlot.objects.get(candidate=second).state == ReviewSlot.OPEN
+    # The next pane (second) comes back with the decision; its successor shares its image,
+    # which is already loading, so nothing more is named.
+    response = client.post(url("review_decide", project, first.pk), {"action": "approve", "version": 1}, **HX)
+    assert f'data-candidate="{second.pk}"' in response.content.decode()
+    assert "data-next-image" not in response.content.decode()
+    # The last candidate: nothing after it.
+    response = client.post(url("review_decide", project, second.pk), {"action": "approve", "version": 1}, **HX)
+    assert f'data-candidate="{third.pk}"' in response.content.decode()
+    assert "data-next-image" not in response.content.decode()
+
+
+def test_review_page_renders_guidelines_markdown(client, project, reviewer, make_candidates):
+    project.guidelines = "## Laterality\n\n- Reject a **wrong side**.\n- <script>alert(1)</script>"
+    project.save()
+    (c,) = make_candidates(1)
+    body = login(client, reviewer).get(url("review_candidate", project, c.pk)).content.decode()
+    assert "<h3>Laterality</h3>" in body and "<strong>wrong side</strong>" in body
+    assert "<li>&lt;script&gt;alert(1)&lt;/script&gt;</li>" in body
+    assert '<pre class="guidelines">' not in body
 
 
 def test_decide_stale_version_409_with_fragment(client, project, reviewer, make_candidates):

@@ -138,6 +138,8 @@ def test_image_file_member_gets_bytes(client, reviewer, open_image):
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content) == png_bytes(color=77)
+    # Immutable by content hash, private because access depends on the user.
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
 
 
 def test_image_file_outsider_not_found(client, outsider, open_image):
