@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.utils import timezone
 
 from medmax_review.exports.models import DatasetVersion
@@ -180,8 +180,15 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
     return out
 
 
-def versions_for_project(*, project: Project) -> QuerySet:
-    return DatasetVersion.objects.filter(project=project).order_by("-number")
+def versions_for_project(*, project: Project, stale_seconds: int) -> QuerySet:
+    """Newest first, each with `stalled`: running, but silent past the stale limit."""
+    silent_since = timezone.now() - dt.timedelta(seconds=stale_seconds)
+    stalled = Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=silent_since)
+    return (
+        DatasetVersion.objects.filter(project=project)
+        .annotate(stalled=ExpressionWrapper(stalled, output_field=BooleanField()))
+        .order_by("-number")
+    )
 
 
 def version_stale_seconds(*, version: DatasetVersion, stale_seconds: int) -> int | None:

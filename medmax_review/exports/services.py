@@ -282,7 +282,7 @@ def dataset_version_retry(*, version: DatasetVersion) -> bool:
     return bool(changed)
 
 
-class _Superseded(Exception):
+class _Superseded(writers.Abandoned):
     """This build lost the version to another worker (it was silent past the stale limit)."""
 
 

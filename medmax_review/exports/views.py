@@ -25,7 +25,9 @@ def export_list(request, slug):
         )
         services.dataset_version_enqueue(version=version)
         return redirect("export_detail", slug=project.slug, number=version.number)
-    versions = selectors.versions_for_project(project=project)
+    versions = selectors.versions_for_project(
+        project=project, stale_seconds=settings.EXPORT_STALE_SECONDS
+    )
     return render(
         request, "exports/export_list.html",
         {"project": project, "membership": membership, "form": form, "versions": versions},

@@ -79,6 +79,11 @@ def chat_line(row: ExportLine) -> str:
 FORMATS: dict[str, Callable[[ExportLine], str]] = {"medmax": medmax_line, "chat": chat_line}
 
 
+class Abandoned(Exception):  # noqa: N818 - a signal, not an error
+    """The writer lost its claim on the output: its temporary files may already be another
+    writer's, so they are left where they are."""
+
+
 def partial_name(final: Path) -> Path:
     """Where a file is written until complete: hidden and clearly unfinished."""
     return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
@@ -212,6 +217,8 @@ def tar_write(
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temp, target)
+    except Abandoned:
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

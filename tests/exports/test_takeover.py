@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from medmax_review.exports import services
+from medmax_review.exports import services, writers
 from medmax_review.exports.models import DatasetVersion
 from tests.conftest import PASSWORD
 from tests.exports.conftest import export
@@ -46,7 +46,8 @@ def died_mid_build(project, *, silent_for: int) -> tuple[DatasetVersion, object]
     (folder / "test.jsonl").write_text("committed by the dead build\n")
     (folder / "images" / ".0123.jpg.partial").write_bytes(b"\xff\xd8")
     DatasetVersion.objects.filter(pk=version.pk).update(
-        rows_done=40, heartbeat_at=timezone.now() - dt.timedelta(seconds=silent_for)
+        rows_total=150, rows_done=40,
+        heartbeat_at=timezone.now() - dt.timedelta(seconds=silent_for),
     )
     return version, folder
 
@@ -190,3 +191,33 @@ def test_export_detail_live_version_is_not_called_stale(client, project, admin_u
         reverse("export_detail", args=[project.slug, version.number])
     ).content.decode()
     assert "No progress" not in body and "/retry/" not in body
+
+
+@pytest.mark.parametrize("raised,temp_left", [(writers.Abandoned, True), (OSError, False)])
+def test_tar_write_interrupted_keeps_temp_only_when_abandoned(tmp_path, raised, temp_left):
+    # given an archive being written whose progress callback stops it after the first member
+    member = tmp_path / "a.bin"
+    member.write_bytes(b"x" * 600)
+    target = tmp_path / "images.tar"
+
+    def stop():
+        # the temporary file exists: a takeover may already have started its own
+        assert writers.partial_name(target).exists()
+        raise raised("stop")
+
+    # when it is stopped, then an abandoned writer leaves the temp file to its new owner
+    with pytest.raises(raised):
+        writers.tar_write(members=[("images/a.bin", member)], target=target, progress=stop)
+    assert writers.partial_name(target).exists() is temp_left
+    assert not target.exists()
+
+
+def test_export_list_marks_stalled_versions(client, project, admin_user, vqa_rad, settings):
+    settings.EXPORT_STALE_SECONDS = 30
+    export(project)
+    died_mid_build(project, silent_for=60)
+    died_mid_build(project, silent_for=5)
+    body = login(client, admin_user).get(reverse("export_list", args=[project.slug])).content.decode()
+    rows = {m[0]: m[1] for m in re.findall(r">v(\d+)</a></td>(.*?)</tr>", body, re.S)}
+    assert "stalled" in rows["2"]
+    assert "stalled" not in rows["1"] and "stalled" not in rows["3"]

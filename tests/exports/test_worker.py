@@ -2,6 +2,7 @@
 same version, byte-identical to an uninterrupted export, with no partial files left."""
 
 import signal
+import time
 
 import pytest
 
@@ -10,15 +11,21 @@ from medmax_review.exports import services
 from medmax_review.exports.models import DatasetVersion
 from tests.exports.conftest import approve_records, export
 from tests.exports.test_takeover import folder_contents, partials
-from tests.generation.test_worker import _wait
 
 pytestmark = pytest.mark.worker
 
 OPTIONS = {"split": "0.9,0.05,0.05", "images": "copy"}
 
 
-def _version(pk) -> DatasetVersion:
-    return DatasetVersion.objects.get(pk=pk)
+def version_when(pk, ready, *, within: float) -> DatasetVersion:
+    """The version once `ready(version)` holds, polled from the database."""
+    give_up = time.monotonic() + within
+    version = DatasetVersion.objects.get(pk=pk)
+    while not ready(version):
+        assert time.monotonic() < give_up, f"v{version.number} still {version.status} after {within} s"
+        time.sleep(0.1)
+        version.refresh_from_db()
+    return version
 
 
 def test_worker_killed_mid_export_then_restarted_rebuilds_identical_files(
@@ -33,11 +40,11 @@ def test_worker_killed_mid_export_then_restarted_rebuilds_identical_files(
     first = worker_factory(**env)
     version = services.dataset_version_create(project=project, options=OPTIONS)
     services.dataset_version_enqueue(version=version)  # no transaction here: sent at once
-    _wait(lambda: _version(version.pk).rows_done >= 60, 120, "the first worker to be under way")
+    version_when(version.pk, lambda v: v.rows_done >= 60, within=120)
     # when the worker is killed without warning
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    killed = _version(version.pk)
+    killed = DatasetVersion.objects.get(pk=version.pk)
     folder = services.dataset_version_folder(killed)
     assert killed.status == "running" and 60 <= killed.rows_done < killed.rows_total == 600, (
         f"killed at {killed.rows_done} of {killed.rows_total}"
@@ -45,10 +52,9 @@ def test_worker_killed_mid_export_then_restarted_rebuilds_identical_files(
     assert partials(folder), "the killed build left no partial files to clean up"
     # then a new worker gets the unacknowledged task back, takes the silent version over
     worker_factory(**env)
-    _wait(lambda: _version(version.pk).status in ("done", "failed"), 180, "the rebuilt version")
-    rebuilt = _version(version.pk)
+    rebuilt = version_when(version.pk, lambda v: v.status in ("done", "failed"), within=180)
     assert rebuilt.status == "done", rebuilt.error
-    assert rebuilt.attempts >= 2 and rebuilt.number == 1 and rebuilt.rows_done == 600
+    assert rebuilt.attempts == 2 and rebuilt.number == 1 and rebuilt.rows_done == 600
     # and its files are those of an export of the same set that nobody interrupted
     _, reference = export(project, **OPTIONS)
     assert partials(folder) == []
