@@ -21,7 +21,10 @@ SCORES = {
 
 
 def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidates):
-    project.guidelines = "Reject any answer whose laterality contradicts the source."
+    project.guidelines = (
+        "## Laterality\n\nReject any answer whose laterality contradicts the source.\n\n"
+        "## Approve when\n\n- the answer matches the **source answer**\n- the wording is clinical\n"
+    )
     project.save()
     first, second, third = make_candidates(3, priorities=[0.9, 0.5, 0.1], scores=SCORES)
     tab = open_tab()
@@ -58,6 +61,9 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
     page.keyboard.press("Escape")
     page.keyboard.press("g")
     assert "laterality contradicts" in page.inner_text("#guidelines-overlay")
+    assert page.inner_text("#guidelines-overlay h3 >> nth=1") == "Approve when"
+    assert page.locator("#guidelines-overlay li").count() == 2
+    tab.shot("review-guidelines")
     page.keyboard.press("Escape")
 
     # Edit: autosaved as the clinician types, the diff shows under the editor.
