@@ -10,7 +10,7 @@ class JobForm(forms.Form):
     backend = forms.ChoiceField(choices=BACKEND_CHOICES)
     template = forms.ModelChoiceField(
         queryset=PromptTemplate.objects.none(), required=False,
-        help_text="empty: the newest version of the task's default",
+        empty_label="newest version of the task's default",
     )
     model = forms.CharField(required=False, max_length=200)
     base_url = forms.CharField(

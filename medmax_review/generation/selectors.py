@@ -80,6 +80,13 @@ def job_failed_candidates(*, job: GenerationJob, limit: int = 50) -> QuerySet[Ca
     )
 
 
+def job_is_stopping(*, job: GenerationJob, stale_seconds: int) -> bool:
+    """Cancelled, but its worker is still saving the item it had in flight."""
+    if job.status != GenerationJob.CANCELLED or job.heartbeat_at is None:
+        return False
+    return job.heartbeat_at >= timezone.now() - timedelta(seconds=stale_seconds)
+
+
 def job_is_stale(*, job: GenerationJob, stale_seconds: int) -> bool:
     if job.status != GenerationJob.RUNNING or job.heartbeat_at is None:
         return False

@@ -333,7 +333,14 @@ def job_run(*, job_id: int) -> str:
     except BackendError as exc:
         _job_finish(job_id=job.pk, status=GenerationJob.FAILED, error=str(exc))
         return RAN
-    _JobRunner(job=job, backend=backend).run()
+    try:
+        _JobRunner(job=job, backend=backend).run()
+    finally:
+        # This worker has let go: a stopped job shows no heartbeat. A job still marked running
+        # (the run raised) keeps its last one, so it goes stale and can be taken over.
+        GenerationJob.objects.filter(pk=job.pk).exclude(status=GenerationJob.RUNNING).update(
+            heartbeat_at=None
+        )
     return RAN
 
 
@@ -391,14 +398,22 @@ class _JobRunner:
         _job_finish(job_id=job.pk, status=GenerationJob.DONE)
 
     def _generate_all(self, pool: ThreadPoolExecutor, items: list[_Item]) -> list:
-        """Outcomes in item order; the heartbeat goes on while slow requests are in flight."""
+        """Outcomes in item order, None for items dropped by a cancel before they started.
+
+        The heartbeat goes on while requests are in flight; a heartbeat that finds the job no
+        longer running drops the items not started yet, so a cancel takes effect after the
+        item in flight rather than after the whole batch.
+        """
         futures = [pool.submit(self._generate, item) for item in items]
-        interval = max(0.5, min(10.0, settings.GENERATION_STALE_SECONDS / 3))
+        interval = max(0.5, min(2.0, settings.GENERATION_STALE_SECONDS / 3))
         while wait(futures, timeout=interval).not_done:
-            GenerationJob.objects.filter(pk=self.job.pk, status=GenerationJob.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-        return [future.result() for future in futures]
+            beating = GenerationJob.objects.filter(
+                pk=self.job.pk, status=GenerationJob.RUNNING
+            ).update(heartbeat_at=timezone.now())
+            if not beating:
+                for future in futures:
+                    future.cancel()  # only those still queued; the one running finishes
+        return [None if future.cancelled() else future.result() for future in futures]
 
     def _pending_items(self, record_ids: list[int]) -> list[_Item]:
         job = self.job
@@ -499,7 +514,7 @@ class _JobRunner:
         specs = [
             self._spec(item, outcome)
             for item, outcome in zip(items, outcomes, strict=True)
-            if not isinstance(outcome, BackendUnavailable)
+            if outcome is not None and not isinstance(outcome, BackendUnavailable)
         ]
         with transaction.atomic():
             created = candidates_create(project=self.job.project, specs=specs)

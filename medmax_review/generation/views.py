@@ -46,6 +46,10 @@ def generation_job(request, slug, job_id):
         "progress": selectors.job_progress(job=job),
         # A running job whose worker went silent may be resumed by hand.
         "stale": selectors.job_is_stale(job=job, stale_seconds=settings.GENERATION_STALE_SECONDS),
+        # Cancelled while an item was in flight: keep polling until that item is saved.
+        "stopping": selectors.job_is_stopping(
+            job=job, stale_seconds=settings.GENERATION_STALE_SECONDS
+        ),
         "failed_items": selectors.job_failed_candidates(job=job),
     }
     template = "generation/job_detail.html"

@@ -38,9 +38,22 @@ def demo_records(project, demo_data):
     return records_demo(project, demo_data)
 
 
+def wait_until(predicate, timeout: float, what: str, every: float = 0.2):
+    """The predicate's first truthy value, or fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def free_port(ports=STUB_PORTS) -> int:
     for port in ports:
         with socket.socket() as probe:
+            # as the server will: a port left in TIME_WAIT by a closed server is free again
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:

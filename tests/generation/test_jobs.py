@@ -223,26 +223,31 @@ def test_job_run_enqueues_scoring_after_commit(project, demo_records, django_cap
     assert Candidate.objects.filter(job=job).count() == 3
 
 
-def test_job_heartbeat_keeps_slow_job_from_takeover(transactional_db, project, demo_data, stub_server, settings):
+def _run_in_thread(job_id: int):
+    """job_run in a thread of its own, as a worker would run it beside the test's checks."""
     import threading
 
     from django.db import connection
 
+    def run():
+        try:
+            services.job_run(job_id=job_id)
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner
+
+
+def test_job_heartbeat_keeps_slow_job_from_takeover(transactional_db, project, demo_data, stub_server, settings):
     from tests.generation.conftest import records_demo
 
     records_demo(project, demo_data, names=("vqa_rad.jsonl",))
     settings.GENERATION_STALE_SECONDS = 1
     stub_server.latency = 2.5  # one batch takes far longer than the stale limit
     job = _openai_job(project, stub_server, filters={"limit": 2})
-
-    def run():
-        try:
-            services.job_run(job_id=job.pk)
-        finally:
-            connection.close()
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    runner = _run_in_thread(job.pk)
     try:
         time.sleep(1.8)
         # the worker is alive and mid-batch: nobody else may take the job
@@ -251,3 +256,43 @@ def test_job_heartbeat_keeps_slow_job_from_takeover(transactional_db, project, d
         runner.join(timeout=30)
     job.refresh_from_db()
     assert (job.status, job.done) == (GenerationJob.DONE, 2)
+
+
+def test_job_cancel_stops_after_item_in_flight_not_whole_batch(
+    transactional_db, project, demo_data, stub_server, settings
+):
+    from medmax_review.generation import selectors
+    from tests.generation.conftest import records_demo
+
+    records_demo(project, demo_data, names=("vqa_rad.jsonl",))
+    # one request at a time (so four to a batch), each slower than the heartbeat interval
+    settings.LLM_CONCURRENCY = 1
+    settings.GENERATION_STALE_SECONDS = 3
+    stub_server.latency = 1.2
+    job = _openai_job(project, stub_server, filters={"limit": 8})
+    runner = _run_in_thread(job.pk)
+    try:
+        # given the first request of the batch in flight, when the job is cancelled
+        deadline = time.monotonic() + 10
+        while not stub_server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert services.job_cancel(job=job)
+        job.refresh_from_db()
+        assert selectors.job_is_stopping(job=job, stale_seconds=3)
+    finally:
+        runner.join(timeout=30)
+    # then the items not started are dropped; what was in flight is kept and counted
+    job.refresh_from_db()
+    saved = Candidate.objects.filter(job=job).count()
+    assert job.status == GenerationJob.CANCELLED
+    assert 1 <= saved <= 3 and len(stub_server.requests) == saved
+    assert job.done + job.failed == saved
+    # and the worker has let go: the job no longer shows as stopping
+    assert job.heartbeat_at is None
+    assert not selectors.job_is_stopping(job=job, stale_seconds=3)
+    # resuming generates exactly the rest
+    assert services.job_resume(job=job)
+    services.job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.done + job.failed) == (GenerationJob.DONE, 8)
+    assert Candidate.objects.filter(job=job).count() == 8 and _no_duplicates()

@@ -113,3 +113,58 @@ def test_openai_backend_does_not_follow_redirects(stub_server):
         assert elsewhere.requests == []
     finally:
         elsewhere.close()
+
+
+def _timed_generate(backend) -> float:
+    started = time.monotonic()
+    backend.generate(REQUEST)
+    return time.monotonic() - started
+
+
+def test_openai_backend_waits_as_long_as_retry_after_asks(stub_server):
+    # given a server that answers 429 once, asking for a 1.2 s pause
+    stub_server.script = [(429, ERROR, 0)]
+    stub_server.headers = {"Retry-After": "1.2"}
+    # when the backend's own backoff would wait only 10 ms
+    elapsed = _timed_generate(_backend(stub_server, max_retries=2))
+    # then it waited for the server, and the retry succeeded
+    assert elapsed >= 1.2
+    assert len(stub_server.requests) == 2
+
+
+def test_openai_backend_retry_after_503_as_http_date(stub_server):
+    from email.utils import formatdate
+
+    stub_server.script = [(503, ERROR, 0)]
+    stub_server.headers = {"Retry-After": formatdate(time.time() + 2, usegmt=True)}
+    elapsed = _timed_generate(_backend(stub_server, max_retries=2))
+    # an HTTP date has whole seconds: at least ~1 s of the 2 s asked for is left
+    assert 0.9 <= elapsed < 4
+    assert len(stub_server.requests) == 2
+
+
+def test_openai_backend_retry_after_is_capped(stub_server):
+    stub_server.script = [(429, ERROR, 0)]
+    stub_server.headers = {"Retry-After": "3600"}
+    elapsed = _timed_generate(_backend(stub_server, max_retries=2, retry_after_cap=0.4))
+    assert 0.4 <= elapsed < 2
+    assert len(stub_server.requests) == 2
+
+
+def test_openai_backend_retry_after_never_shortens_backoff(stub_server):
+    stub_server.script = [(429, ERROR, 0)]
+    stub_server.headers = {"Retry-After": "0"}
+    backend = OpenAICompatBackend(base_url=stub_server.base_url, model="stub", backoff_base=0.6)
+    assert _timed_generate(backend) >= 0.6
+    assert len(stub_server.requests) == 2
+
+
+def test_openai_backend_ignores_retry_after_on_500(stub_server):
+    stub_server.script = [(500, ERROR, 0)]
+    stub_server.headers = {"Retry-After": "5"}
+    assert _timed_generate(_backend(stub_server, max_retries=2)) < 2
+
+
+def test_openai_backend_default_retry_after_cap_is_30_seconds(stub_server):
+    backend = _backend(stub_server)
+    assert backend.retry_after_cap == 30.0

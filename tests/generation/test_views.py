@@ -145,3 +145,27 @@ def test_generation_job_offers_resume_when_worker_went_silent(client, project, a
     client.post(reverse("generation_job_resume", args=[project.slug, job.pk]))
     job.refresh_from_db()
     assert job.status == GenerationJob.PENDING
+
+
+def test_generation_job_keeps_polling_while_cancelled_job_saves_item_in_flight(
+    client, project, admin_user, job
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _login(client, admin_user)
+    url = reverse("generation_job", args=[project.slug, job.pk])
+    # given a cancelled job whose worker is still saving the item it had in flight
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.CANCELLED, heartbeat_at=timezone.now()
+    )
+    page = client.get(url).content.decode()
+    assert "hx-trigger=\"every 2s\"" in page and "saving the item in flight" in page
+    assert ">Resume</button>" not in page
+    # when the worker has let go (or went silent), then the page stops polling and offers Resume
+    for heartbeat in (None, timezone.now() - timedelta(hours=1)):
+        GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=heartbeat)
+        page = client.get(url).content.decode()
+        assert "hx-trigger" not in page and "saving the item in flight" not in page
+        assert ">Resume</button>" in page

@@ -1,8 +1,6 @@
 """A real Celery worker on Redis runs jobs; one killed mid-job and restarted loses nothing."""
 
 import signal
-import time
-from pathlib import Path
 
 import pytest
 from django.db.models import Count
@@ -11,24 +9,9 @@ from medmax_review.core import medmax
 from medmax_review.generation import services
 from medmax_review.generation.models import GenerationJob
 from medmax_review.review.models import Candidate
-from tests.generation.conftest import StubServer, records_demo
+from tests.generation.conftest import StubServer, records_demo, wait_until
 
 pytestmark = pytest.mark.worker
-
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = ROOT / ".venv" / "bin" / "celery"
-
-
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _job(pk):
@@ -40,7 +23,7 @@ def test_worker_runs_job_end_to_end(project, demo_data, worker_factory):
     worker_factory()
     job = services.job_create(project=project, task=medmax.VQA, backend="template",
                               filters={"limit": 20})
-    _wait(lambda: _job(job.pk).status == GenerationJob.DONE, 90, "the job to finish")
+    wait_until(lambda: _job(job.pk).status == GenerationJob.DONE, 90, "the job to finish")
     finished = _job(job.pk)
     assert (finished.done, finished.failed, finished.total) == (20, 0, 20)
     assert Candidate.objects.filter(job=job).count() == 20
@@ -61,7 +44,7 @@ def test_worker_killed_mid_job_then_restarted_finishes_without_duplicates(
         job = services.job_create(project=project, task=medmax.VQA, backend="openai",
                                   model="stub", base_url=stub.base_url, filters={"limit": 40})
         # given a worker that has saved a few batches but not all
-        _wait(lambda: _job(job.pk).done >= 8, 90, "a few batches to be saved")
+        wait_until(lambda: _job(job.pk).done >= 8, 90, "a few batches to be saved")
         # when it is killed without warning
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -69,7 +52,7 @@ def test_worker_killed_mid_job_then_restarted_finishes_without_duplicates(
         assert killed.status == GenerationJob.RUNNING and 8 <= killed.done < killed.total
         # then a new worker takes the unacknowledged task over once the heartbeat is stale
         worker_factory(**env)
-        _wait(lambda: _job(job.pk).status == GenerationJob.DONE, 120, "the restarted job to finish")
+        wait_until(lambda: _job(job.pk).status == GenerationJob.DONE, 120, "the restarted job to finish")
     finally:
         stub.close()
     finished = _job(job.pk)

@@ -7,6 +7,7 @@ errors, timeouts) are retried, with exponential backoff and a cap.
 
 import base64
 import time
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import openai
@@ -22,6 +23,9 @@ from medmax_review.generation.backends.base import (
 
 NAME = "openai"
 RESPONSE_FORMATS = ("json_object", "json_schema", "none")
+# A server asking for a longer pause than this is not waited for: the item waits this long at
+# most, and the job stops (resumable) when the retries run out.
+RETRY_AFTER_CAP_SECONDS = 30.0
 
 
 def _normal(url: str) -> str:
@@ -40,6 +44,27 @@ def base_url_problem(url: str) -> str:
             "must add it there first"
         )
     return ""
+
+
+def retry_after_seconds(exc: Exception) -> float | None:
+    """The pause a 429/503 answer asks for in its Retry-After header (seconds or HTTP date)."""
+    if getattr(exc, "status_code", None) not in (429, 503):
+        return None
+    response = getattr(exc, "response", None)
+    value = (response.headers.get("retry-after") or "").strip() if response is not None else ""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: the computed backoff applies
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _transient(exc: Exception) -> bool:
@@ -61,6 +86,7 @@ class OpenAICompatBackend:
         max_retries: int | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
+        retry_after_cap: float = RETRY_AFTER_CAP_SECONDS,
         timeout: float | None = None,
         concurrency: int | None = None,
     ):
@@ -71,6 +97,7 @@ class OpenAICompatBackend:
         self.max_retries = settings.LLM_MAX_RETRIES if max_retries is None else max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.retry_after_cap = retry_after_cap
         self.concurrency = concurrency or settings.LLM_CONCURRENCY
         self.client = openai.OpenAI(
             base_url=base_url,
@@ -109,12 +136,21 @@ class OpenAICompatBackend:
     def backoff(self, attempt: int) -> float:
         return min(self.backoff_cap, self.backoff_base * (2**attempt))
 
+    def pause(self, attempt: int, error: Exception | None) -> float:
+        """Seconds to wait before retry `attempt`: the server's Retry-After when it asks for
+        longer than our backoff, capped; never shorter than the backoff."""
+        backoff = self.backoff(attempt)
+        asked = retry_after_seconds(error) if error is not None else None
+        if asked is None:
+            return backoff
+        return max(backoff, min(asked, self.retry_after_cap))
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         messages = self._messages(request)
         last_error: Exception | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(self.backoff(attempt - 1))
+                time.sleep(self.pause(attempt - 1, last_error))
             try:
                 response = self.client.chat.completions.create(
                     model=self.model,
