@@ -2,7 +2,8 @@
 
 The API key always comes from the worker's settings, never from the job or the broker. Retries
 are ours (the client is built with max_retries=0): only transient failures (429, 5xx, connection
-errors, timeouts) are retried, with exponential backoff and a cap.
+errors, timeouts) are retried, with exponential backoff and a cap; a 429 or 503 that asks for
+a longer pause in Retry-After gets it, up to RETRY_AFTER_CAP_SECONDS.
 """
 
 import base64
