@@ -219,7 +219,11 @@ def dataset_version_build(*, version_id: int) -> DatasetVersion:
     attempt, taken_over = claim
     folder = dataset_version_folder(version)
     if taken_over:
-        # The folder is this version's own, made by the build that died.
+        # The folder is this version's own, made by the build that died, unless that build
+        # died before making it and another export sits there: that one is left alone.
+        other = _other_export_in(folder, version)
+        if other:
+            return _fail(version, attempt, f"the folder {folder} holds {other}; nothing was written")
         folder.mkdir(parents=True, exist_ok=True)
         version_leftovers_remove(folder=folder)
     else:
@@ -246,6 +250,19 @@ def dataset_version_build(*, version_id: int) -> DatasetVersion:
     )
     version.refresh_from_db()
     return version
+
+
+def _other_export_in(folder: Path, version: DatasetVersion) -> str:
+    """What the folder holds if it is not this version's: "" when it is, or has no manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError):
+        return "an unreadable manifest.json"
+    mine = (version.project.slug, version.number, version.created_at.isoformat())
+    found = (manifest.get("project"), manifest.get("version"), manifest.get("created_at"))
+    return "" if found == mine else f"export v{found[1]} of {found[0]}"
 
 
 def version_leftovers_remove(*, folder: Path) -> list[str]:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from medmax_review.exports import services, writers
 from medmax_review.exports.models import DatasetVersion
+from medmax_review.projects import services as project_services
 from tests.conftest import PASSWORD
 from tests.exports.conftest import export
 
@@ -221,3 +222,25 @@ def test_export_list_marks_stalled_versions(client, project, admin_user, vqa_rad
     rows = {m[0]: m[1] for m in re.findall(r">v(\d+)</a></td>(.*?)</tr>", body, re.S)}
     assert "stalled" in rows["2"]
     assert "stalled" not in rows["1"] and "stalled" not in rows["3"]
+
+
+def test_dataset_version_build_takeover_leaves_another_exports_folder_alone(
+    project, vqa_rad, settings, tmp_path
+):
+    # given a finished export in out/v1, and a version of another project numbered 1 in the
+    # same out folder whose worker died before it made its folder
+    settings.EXPORT_STALE_SECONDS = 30
+    first, folder = export(project, tmp_path / "out")
+    before = folder_contents(folder)
+    other, _ = project_services.project_get_or_create(slug="other")
+    version = services.dataset_version_create(project=other, options={}, out_dir=tmp_path / "out")
+    services.dataset_version_claim(version_id=version.pk)
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        heartbeat_at=timezone.now() - dt.timedelta(seconds=60)
+    )
+    # when a worker takes that version over
+    built = services.dataset_version_build(version_id=version.pk)
+    # then it fails, naming what is there, and the finished export is untouched
+    assert built.status == "failed"
+    assert built.error == f"the folder {folder} holds export v1 of chest; nothing was written"
+    assert folder_contents(folder) == before
