@@ -100,6 +100,10 @@ def test_review_screen_keyboard_flow(open_tab, project, reviewer, make_candidate
     page.keyboard.press("r")
     assert page.is_visible("#reject-panel")
     tab.shot("review-reject")
+    # The picker leaves the response it rejects in view.
+    picker = page.locator("#reject-panel .overlay-box").bounding_box()
+    text = page.locator("[data-testid=response]").bounding_box()
+    assert picker["x"] + picker["width"] <= text["x"], (picker, text)
     page.keyboard.press("2")
     page.keyboard.type("says left, source says right")
     page.keyboard.press("Enter")
