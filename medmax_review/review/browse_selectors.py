@@ -220,8 +220,16 @@ def score_names_recent(*, project: Project, sample: int = 200) -> list[str]:
 # ---- history ---------------------------------------------------------------------------------
 
 
+def _evidence_item(item) -> dict:
+    if isinstance(item, dict) and "text" in item:
+        return {key: item.get(key, "") for key in ("rule", "text", "field", "suggestion")}
+    text = item if isinstance(item, str) else json.dumps(item)
+    return {"rule": "", "text": text, "field": "", "suggestion": ""}
+
+
 def scores_for_display(*, scores: dict) -> list[dict]:
-    """[{name, value, band, evidence: [str]}] whatever shape a scorer gave its evidence."""
+    """[{name, value, band, evidence: [{rule, text, field, suggestion}]}] whatever shape a
+    scorer gave its evidence."""
     out = []
     for name, score in sorted((scores or {}).items()):
         score = score if isinstance(score, dict) else {"value": score}
@@ -235,7 +243,7 @@ def scores_for_display(*, scores: dict) -> list[dict]:
                 "name": name,
                 "value": score.get("value"),
                 "band": score.get("band", ""),
-                "evidence": [e if isinstance(e, str) else json.dumps(e) for e in evidence],
+                "evidence": [_evidence_item(e) for e in evidence],
             }
         )
     return out

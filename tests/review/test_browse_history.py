@@ -16,7 +16,9 @@ def story(project, reviewer, reviewer2):
     """A candidate edited once, decided by two reviewers, one decision undone, one system note."""
     (c,) = add_candidates(
         project, 1, response="The left lung shows opacity.", model="smollm2-135m",
-        scores={"laterality": score(0.0, "fail", ["left vs source 'Right'"])},
+        scores={"laterality": score(0.0, "fail", [{
+            "rule": "laterality_mismatch", "text": "left vs source 'Right'",
+            "field": "response", "spans": [[4, 8]]}])},
     )
     Revision.objects.create(
         candidate=c, field="response", text="The right lung shows diffuse opacity.",
@@ -101,4 +103,5 @@ def test_candidate_history_shows_provenance_and_score_evidence(client, project, 
     html = client.get(_url(project, story["candidate"])).content.decode()
     assert "smollm2-135m" in html
     assert "laterality · fail" in html
-    assert "left vs source &#x27;Right&#x27;" in html
+    assert "<code>laterality_mismatch</code> left vs source &#x27;Right&#x27;" in html
+    assert "&#x27;spans&#x27;" not in html  # evidence reads as text, not as a raw dict
