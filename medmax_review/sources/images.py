@@ -130,6 +130,12 @@ def images_store_many(
         ],
         ignore_conflicts=True,  # a concurrent import may store the same image
     )
+    # An image stored before its DICOM details changed shape (e.g. presets added) is brought up to
+    # date; an unchanged re-import writes nothing.
+    stale = [a for sha, a in existing.items() if sha in dicom and a.dicom != dicom[sha]]
+    for asset in stale:
+        asset.dicom = dicom[asset.sha256]
+    ImageAsset.objects.bulk_update(stale, ["dicom"])
     if len(existing) < len(unique):
         existing = {a.sha256: a for a in ImageAsset.objects.filter(sha256__in=unique)}
     return existing

@@ -1,8 +1,9 @@
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
+from medmax_review.sources.readers.dicom import PRESETS
 
 
 def import_runs_for_project(*, project: Project, limit: int = 50) -> QuerySet[ImportRun]:
@@ -13,19 +14,37 @@ def import_runs_for_project(*, project: Project, limit: int = 50) -> QuerySet[Im
     )
 
 
+def image_assets_with_preset(*, sha256: str) -> QuerySet[ImageAsset]:
+    """DICOM images that list sha256 among their window presets (see readers.dicom.PRESETS)."""
+    # Key lookups rather than JSON containment: they work on every database Django supports.
+    query = Q()
+    for name in PRESETS:
+        query |= Q(**{f"dicom__presets__{name}__sha256": sha256})
+    return ImageAsset.objects.filter(query)
+
+
 def image_asset_for_user(*, user, sha256: str) -> ImageAsset | None:
     """The image if one of the user's projects holds a record with it that they may see.
 
     A credentialed record's image needs credentialed access; the same bytes in an open record
-    of a project the user belongs to are visible to them.
+    of a project the user belongs to are visible to them. A window preset belongs to no record:
+    it is visible to exactly those who may see an image it was rendered from.
     """
-    credentials = set(
-        SourceRecord.objects.filter(
-            image__sha256=sha256, project__memberships__user=user
-        ).values_list("credential", flat=True).distinct()
-    )
+    shas = [sha256]
+    credentials = _credentials_seen(user=user, shas=shas)
+    if not credentials:
+        shas = list(image_assets_with_preset(sha256=sha256).values_list("sha256", flat=True))
+        credentials = _credentials_seen(user=user, shas=shas) if shas else set()
     if not credentials:
         return None
     if "no" not in credentials and not has_credentialed_access(user):
         return None
     return ImageAsset.objects.filter(sha256=sha256).first()
+
+
+def _credentials_seen(*, user, shas: list[str]) -> set[str]:
+    return set(
+        SourceRecord.objects.filter(
+            image__sha256__in=shas, project__memberships__user=user
+        ).values_list("credential", flat=True).distinct()
+    )

@@ -171,10 +171,22 @@ class _Importer:
     def _image_for(self, row: ParsedRow, source: _Input) -> CheckedImage | None:
         if row.image_data is not None:
             try:
-                return image_file_write(image_check(data=row.image_data))
+                main = image_file_write(image_check(data=row.image_data))
+                presets = {
+                    name: (image_file_write(image_check(data=data)), window)
+                    for name, (data, window) in row.preset_images.items()
+                }
             except ImageRejected as exc:
                 row.error("image", str(exc))
                 return None
+            if presets:
+                # Files are written; the bytes are dropped and the checked images kept for _write.
+                row.preset_images = {name: checked for name, (checked, _) in presets.items()}
+                row.dicom["presets"] = {
+                    name: {"sha256": c.sha256, "window": window, "label": dicom.PRESETS[name]["label"]}
+                    for name, (c, window) in presets.items()
+                }
+            return main
         if not row.image_ref:
             return None
         field_name = "image_path" if source.fmt == MEDMAX else "image"
@@ -225,9 +237,14 @@ class _Importer:
 
     def _write(self, batch, *, approved_note: str) -> None:
         checked = [c for _, c in batch if c is not None]
+        presets = [p for row, c in batch if c for p in row.preset_images.values()]
         assets = images_store_many(
-            checked=checked,
-            modality={c.sha256: row.record.get("modality", "") for row, c in batch if c},
+            checked=checked + presets,
+            modality={
+                **{p.sha256: row.record.get("modality", "")
+                   for row, c in batch if c for p in row.preset_images.values()},
+                **{c.sha256: row.record.get("modality", "") for row, c in batch if c},
+            },
             dicom={c.sha256: row.dicom for row, c in batch if c and row.dicom},
         )
         keys = {(row.record["source"], row.record["external_id"]) for row, _ in batch}

@@ -1,3 +1,4 @@
+import hashlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -184,3 +185,40 @@ def test_image_file_credentialed_member_of_other_project_only(
     project_services.membership_set(project=other, user=stranger, role=ADMIN)
     url = reverse("image_file", args=[credentialed_image.sha256])
     assert _login(client, stranger).get(url).status_code == 404
+
+
+@pytest.fixture
+def ct_presets(project, demo_data):
+    services.records_import(project=project, path=demo_data / "dicom" / "CT_small.dcm")
+    record = SourceRecord.objects.get()
+    return record, {n: p["sha256"] for n, p in record.image.dicom["presets"].items()}
+
+
+def test_image_file_preset_served_to_member(client, reviewer, ct_presets):
+    _, presets = ct_presets
+    client = _login(client, reviewer)
+    for sha in presets.values():
+        response = client.get(reverse("image_file", args=[sha]))
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/png"
+        body = b"".join(response.streaming_content)
+        assert hashlib.sha256(body).hexdigest() == sha
+
+
+def test_image_file_preset_outsider_not_found(client, outsider, ct_presets):
+    _, presets = ct_presets
+    client = _login(client, outsider)
+    for sha in presets.values():
+        assert client.get(reverse("image_file", args=[sha])).status_code == 404
+
+
+def test_image_file_preset_follows_credential_of_main_image(
+    client, reviewer, admin_user, ct_presets
+):
+    record, presets = ct_presets
+    record.credential = "yes"
+    record.save()
+    url = reverse("image_file", args=[presets["lung"]])
+    assert _login(client, reviewer).get(url).status_code == 404
+    client.logout()
+    assert _login(client, admin_user).get(url).status_code == 200  # admin_user is credentialed

@@ -1,4 +1,5 @@
-"""DICOM: one file is one record; pixels rendered to an 8-bit PNG with the file's window.
+"""DICOM: one file is one record; pixels rendered to an 8-bit PNG with the file's window,
+plus, for CT, one PNG per window preset (lung, bone, soft tissue, brain).
 
 Only technical tags are kept. Patient, study and institution tags (names, IDs, dates) are never
 copied anywhere: the record's external id is a hash of the SOPInstanceUID, not the UID itself.
@@ -16,15 +17,16 @@ from pydicom.errors import InvalidDicomError
 
 from medmax_review.sources.readers.base import ParsedRow, join_name
 
-# Window presets (center, width) a reviewer can switch between, by modality.
+# CT windows (width, level in HU) rendered at import as their own PNGs, so a reviewer sees the
+# detail each window holds rather than a contrast filter over the file's window. Keys 1-4, in order.
 PRESETS = {
-    "CT": [
-        {"name": "soft tissue", "center": 40, "width": 400},
-        {"name": "lung", "center": -600, "width": 1500},
-        {"name": "bone", "center": 400, "width": 1800},
-        {"name": "brain", "center": 40, "width": 80},
-    ],
+    "lung": {"label": "lung", "width": 1500, "level": -600},
+    "bone": {"label": "bone", "width": 1800, "level": 400},
+    "soft": {"label": "soft tissue", "width": 400, "level": 40},
+    "brain": {"label": "brain", "width": 80, "level": 40},
 }
+# Only CT pixel values are Hounsfield units after rescaling; other modalities have no fixed scale.
+HU_MODALITIES = {"CT"}
 
 
 def is_dicom(path: Path) -> bool:
@@ -44,36 +46,63 @@ def _first(value):
     return float(value)
 
 
-def render(ds) -> tuple[bytes, dict]:
-    """8-bit PNG bytes and the window used: rescale, then window/level (else min/max)."""
+def _frame(ds):
     pixels = ds.pixel_array
-    if getattr(ds, "NumberOfFrames", 1) and int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
         pixels = pixels[len(pixels) // 2]  # the middle frame shows the volume best
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
-    if pixels.ndim == 3:  # colour: already display values
-        image = Image.fromarray(pixels.astype(np.uint8)).convert("RGB")
-        info = {"window": None}
-    else:
-        slope = _first(ds.get("RescaleSlope")) or 1.0
-        intercept = _first(ds.get("RescaleIntercept")) or 0.0
-        values = pixels.astype(np.float64) * slope + intercept
-        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
-        source = "file"
-        if center is None or not width or width <= 0:
-            low, high = float(values.min()), float(values.max())
-            center, width, source = (low + high) / 2, max(high - low, 1.0), "min/max"
-        low = center - width / 2
-        scaled = np.clip((values - low) / width * 255.0, 0, 255).astype(np.uint8)
-        if photometric == "MONOCHROME1":
-            scaled = 255 - scaled
-        image = Image.fromarray(scaled, mode="L")
-        info = {
-            "window": {"center": center, "width": width, "from": source},
-            "rescale": {"slope": slope, "intercept": intercept},
-        }
+    return pixels
+
+
+def _rescale(ds) -> tuple[float, float]:
+    return _first(ds.get("RescaleSlope")) or 1.0, _first(ds.get("RescaleIntercept")) or 0.0
+
+
+def _windowed_png(ds, values, center: float, width: float) -> bytes:
+    low = center - width / 2
+    scaled = np.clip((values - low) / width * 255.0, 0, 255).astype(np.uint8)
+    if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
+        scaled = 255 - scaled
+    return _png(Image.fromarray(scaled, mode="L"))
+
+
+def _png(image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
-    return out.getvalue(), info
+    return out.getvalue()
+
+
+def render(ds) -> tuple[bytes, dict]:
+    """8-bit PNG bytes and the window used: rescale, then window/level (else min/max)."""
+    pixels = _frame(ds)
+    if pixels.ndim == 3:  # colour: already display values
+        return _png(Image.fromarray(pixels.astype(np.uint8)).convert("RGB")), {"window": None}
+    slope, intercept = _rescale(ds)
+    values = pixels.astype(np.float64) * slope + intercept
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    source = "file"
+    if center is None or not width or width <= 0:
+        low, high = float(values.min()), float(values.max())
+        center, width, source = (low + high) / 2, max(high - low, 1.0), "min/max"
+    info = {
+        "window": {"center": center, "width": width, "from": source},
+        "rescale": {"slope": slope, "intercept": intercept},
+    }
+    return _windowed_png(ds, values, center, width), info
+
+
+def render_presets(ds) -> dict[str, tuple[bytes, list[int]]]:
+    """{preset: (PNG bytes, [width, level])} for a greyscale CT; empty for anything else."""
+    if str(ds.get("Modality", "") or "") not in HU_MODALITIES:
+        return {}
+    pixels = _frame(ds)
+    if pixels.ndim == 3:
+        return {}
+    slope, intercept = _rescale(ds)
+    values = pixels.astype(np.float64) * slope + intercept
+    return {
+        name: (_windowed_png(ds, values, p["level"], p["width"]), [p["width"], p["level"]])
+        for name, p in PRESETS.items()
+    }
 
 
 def files(path: Path) -> list[Path]:
@@ -106,12 +135,14 @@ def read(path: Path, display: str) -> Iterator[ParsedRow]:
             continue
         try:
             row.image_data, info = render(ds)
+            row.preset_images = render_presets(ds)
         except Exception as exc:  # pixel decoding fails in many ways (codecs, shapes)
             row.error("PixelData", f"cannot render the pixels ({type(exc).__name__}: {exc})")
             yield row
             continue
         modality = str(ds.get("Modality", "") or "")
-        row.dicom = {**info, "modality": modality, "presets": PRESETS.get(modality, [])}
+        # "presets" ({name: {sha256, window, label}}) is filled in once the images are stored.
+        row.dicom = {**info, "modality": modality}
         row.record = {
             "source": "dicom",
             "external_id": hashlib.sha256(uid.encode()).hexdigest(),
