@@ -24,7 +24,7 @@
   }
 
   // --- image viewer: fit by default; wheel/+/- zoom, drag/arrows pan, 0 fit, z full resolution.
-  const viewer = { scale: 1, fit: 1, x: 0, y: 0, img: null, box: null, mode: "fit" };
+  const viewer = { scale: 1, fit: 1, x: 0, y: 0, img: null, box: null, mode: "fit", window: "own" };
   const WINDOWS = {
     // Contrast/brightness approximations of the usual CT windows on an already windowed PNG.
     lung: "contrast(1.6) brightness(1.35)",
@@ -73,14 +73,39 @@
   function pan(dx, dy) {
     viewer.x += dx; viewer.y += dy; viewer.mode = "zoom"; applyView();
   }
+  // CT images carry real preset renderings (data-preset-<name> on #viewer): the image is swapped,
+  // keeping zoom and pan (same size). Without them the preset is a contrast filter, said so.
+  const WINDOW_LABELS = { lung: "lung", bone: "bone", soft: "soft tissue", brain: "brain" };
   function setWindow(name) {
-    if (!viewer.img || !viewer.box || !viewer.box.dataset.dicom) return;
-    viewer.img.style.filter = WINDOWS[name] || "";
+    const { img, box } = viewer;
+    if (!img || !box || !box.dataset.dicom) return;
+    const note = $("#window-note");
+    if (!img.dataset.ownSrc) img.dataset.ownSrc = img.getAttribute("src");
+    if (note && note.dataset.own === undefined) note.dataset.own = note.textContent;
+    // Pressing the shown preset again, or w, goes back to the file's own window.
+    if (!WINDOWS[name] || name === viewer.window) name = "own";
+    const key = "preset" + name.charAt(0).toUpperCase() + name.slice(1);
+    const real = box.dataset[key];
+    let text = note ? note.dataset.own : "";
+    if (name === "own") {
+      img.style.filter = "";
+      if (img.getAttribute("src") !== img.dataset.ownSrc) img.src = img.dataset.ownSrc;
+    } else if (real) {
+      img.style.filter = "";
+      img.src = real;
+      text = `Showing ${box.dataset[key + "Label"]}, rendered from the scan's HU values.`;
+    } else {
+      img.style.filter = WINDOWS[name];
+      text = `Showing ${WINDOW_LABELS[name]} (approximate: contrast/brightness on the file's window).`;
+    }
+    if (note) note.textContent = text;
+    viewer.window = name;
     $$("[data-window]").forEach((b) => b.classList.toggle("active", b.dataset.window === name));
   }
   function initViewer() {
     viewer.box = $("#viewer");
     viewer.img = $("#viewer-img");
+    viewer.window = "own";
     if (!viewer.img) return;
     if (viewer.img.complete) fitView(); else viewer.img.addEventListener("load", fitView, { once: true });
     viewer.box.addEventListener("wheel", (ev) => {
@@ -280,6 +305,7 @@
       2: () => setWindow("bone"),
       3: () => setWindow("soft"),
       4: () => setWindow("brain"),
+      w: () => setWindow("own"),
       ArrowLeft: () => pan(60, 0),
       ArrowRight: () => pan(-60, 0),
       ArrowUp: () => pan(0, 60),

@@ -264,10 +264,57 @@ def test_adjudicator_resolves_disagreement(open_tab, project, two_reviews, revie
     tab.assert_no_csp_violations()
 
 
-def test_review_screen_dicom_window_presets(open_tab, project, reviewer, image, make_candidates):
+def test_review_screen_dicom_window_presets(open_tab, project, reviewer, demo_data, make_candidates):
+    from medmax_review.sources.models import SourceRecord
+    from medmax_review.sources.services import records_import
+
+    records_import(project=project, path=demo_data / "dicom" / "CT_small.dcm")
+    ct = SourceRecord.objects.get(project=project, source="dicom").image
+    presets = {n: reverse("image_file", args=[p["sha256"]]) for n, p in ct.dicom["presets"].items()}
+    own = reverse("image_file", args=[ct.sha256])
+    (c,) = make_candidates(1, image=ct)
+    tab = open_tab()
+    page = tab.page
+    tab.login(reviewer)
+    tab.goto(f"/p/{project.slug}/review/{c.pk}/")
+    page.wait_for_function("document.querySelector('#viewer-img').naturalWidth > 0")
+    assert "file's own window" in page.inner_text("#window-note")
+    src = "e => e.getAttribute('src')"
+    loaded = ("url => { const i = document.querySelector('#viewer-img');"
+              " return i.getAttribute('src') === url && i.complete && i.naturalWidth > 0; }")
+    # Zoom first: swapping the window keeps the view.
+    page.keyboard.press("+")
+    page.keyboard.press("ArrowLeft")
+    view = page.eval_on_selector("#viewer-img", "e => e.style.transform")
+    for key, name, label in (("2", "bone", "bone W1800/L400"), ("1", "lung", "lung W1500/L-600"),
+                             ("3", "soft", "soft tissue W400/L40"), ("4", "brain", "brain W80/L40")):
+        page.keyboard.press(key)
+        assert page.eval_on_selector("#viewer-img", src) == presets[name]
+        page.wait_for_function(loaded, arg=presets[name])
+        assert label in page.inner_text("#window-note")
+        assert page.eval_on_selector("#viewer-img", "e => e.style.filter") == ""
+        assert page.is_visible(f"[data-window={name}].active")
+    assert page.eval_on_selector("#viewer-img", "e => e.style.transform") == view
+    assert page.eval_on_selector("#viewer-img", "e => e.naturalWidth") == ct.width
+    tab.shot("review-dicom")
+    # w (or the shown preset's key again) returns to the file's own window.
+    page.keyboard.press("w")
+    assert page.eval_on_selector("#viewer-img", src) == own
+    assert "file's own window" in page.inner_text("#window-note")
+    page.keyboard.press("1")
+    page.keyboard.press("1")
+    assert page.eval_on_selector("#viewer-img", src) == own
+    page.wait_for_function(loaded, arg=own)
+    tab.assert_no_csp_violations()
+
+
+def test_review_screen_dicom_window_presets_approximate_without_renderings(
+    open_tab, project, reviewer, image, make_candidates
+):
     image.dicom = {"window": "W1500 L-600"}
     image.save()
     (c,) = make_candidates(1)
+    own = reverse("image_file", args=[image.sha256])
     tab = open_tab()
     page = tab.page
     tab.login(reviewer)
@@ -280,8 +327,12 @@ def test_review_screen_dicom_window_presets(open_tab, project, reviewer, image, 
     lung = page.eval_on_selector("#viewer-img", "e => e.style.filter")
     assert "contrast" in bone and "contrast" in lung and bone != lung
     assert page.is_visible("[data-window=lung].active")
+    assert "lung (approximate" in page.inner_text("#window-note")
+    assert page.eval_on_selector("#viewer-img", "e => e.getAttribute('src')") == own
+    page.keyboard.press("w")
+    assert page.eval_on_selector("#viewer-img", "e => e.style.filter") == ""
     # Full resolution on demand: 1:1 shows the image at its natural size.
     page.keyboard.press("z")
     assert page.inner_text("#zoom-level") == "100%"
-    tab.shot("review-dicom")
+    tab.shot("review-dicom-approximate")
     tab.assert_no_csp_violations()
