@@ -264,6 +264,15 @@ def test_adjudicator_resolves_disagreement(open_tab, project, two_reviews, revie
     tab.assert_no_csp_violations()
 
 
+def _review_tab(open_tab, user, project, candidate):
+    """A tab on the candidate's review page, its image loaded."""
+    tab = open_tab()
+    tab.login(user)
+    tab.goto(f"/p/{project.slug}/review/{candidate.pk}/")
+    tab.page.wait_for_function("document.querySelector('#viewer-img').naturalWidth > 0")
+    return tab
+
+
 def test_review_screen_dicom_window_presets(open_tab, project, reviewer, demo_data, make_candidates):
     from medmax_review.sources.models import SourceRecord
     from medmax_review.sources.services import records_import
@@ -273,11 +282,8 @@ def test_review_screen_dicom_window_presets(open_tab, project, reviewer, demo_da
     presets = {n: reverse("image_file", args=[p["sha256"]]) for n, p in ct.dicom["presets"].items()}
     own = reverse("image_file", args=[ct.sha256])
     (c,) = make_candidates(1, image=ct)
-    tab = open_tab()
+    tab = _review_tab(open_tab, reviewer, project, c)
     page = tab.page
-    tab.login(reviewer)
-    tab.goto(f"/p/{project.slug}/review/{c.pk}/")
-    page.wait_for_function("document.querySelector('#viewer-img').naturalWidth > 0")
     assert "file's own window" in page.inner_text("#window-note")
     src = "e => e.getAttribute('src')"
     loaded = ("url => { const i = document.querySelector('#viewer-img');"
@@ -315,11 +321,8 @@ def test_review_screen_dicom_window_presets_approximate_without_renderings(
     image.save()
     (c,) = make_candidates(1)
     own = reverse("image_file", args=[image.sha256])
-    tab = open_tab()
+    tab = _review_tab(open_tab, reviewer, project, c)
     page = tab.page
-    tab.login(reviewer)
-    tab.goto(f"/p/{project.slug}/review/{c.pk}/")
-    page.wait_for_function("document.querySelector('#viewer-img').naturalWidth > 0")
     assert "approximate a DICOM window" in page.inner_text("#window-note")
     page.keyboard.press("2")
     bone = page.eval_on_selector("#viewer-img", "e => e.style.filter")
