@@ -40,7 +40,8 @@ class ParsedRow:
     image_ref: str = ""  # path of the image file, relative to the images folder
     image_data: bytes | None = None  # bytes already in hand (rendered DICOM)
     dicom: dict = field(default_factory=dict)  # window etc. for ImageAsset.dicom
-    # CT window presets: {name: (PNG bytes, [width, level])}, stored beside the main image.
+    # CT window presets from the reader, {name: (PNG bytes, [width, level])}; once the import has
+    # checked and written them, {name: CheckedImage} (the main image keeps their sha256s in dicom).
     preset_images: dict = field(default_factory=dict)
     candidate: dict | None = None  # task, instruction, response, image_position (MedMax rows)
     errors: list[RowError] = field(default_factory=list)
