@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
 from medmax_review.projects.models import Project
 from medmax_review.review.candidates import CandidateSpec, candidates_create
@@ -32,7 +34,7 @@ from medmax_review.sources.readers.base import ParsedRow, RowError, join_name
 
 __all__ = [
     "FORMATS", "ImportReport", "RowError", "records_import", "import_run_create",
-    "import_run_execute", "import_run_finish",
+    "import_run_launch", "import_run_execute", "import_run_finish",
 ]
 
 log = logging.getLogger(__name__)
@@ -371,6 +373,31 @@ def import_run_create(
         launched_by=user if user is not None and user.is_authenticated else None,
         upload_path=upload_path,
     )
+
+
+def upload_save(*, upload) -> str:
+    """Store an uploaded file under MEDIA_ROOT/uploads/<random>/ and return its relative path."""
+    name = get_valid_filename(Path(upload.name).name) or "upload"
+    relative = Path("uploads") / uuid.uuid4().hex / name
+    target = Path(settings.MEDIA_ROOT) / relative
+    target.parent.mkdir(parents=True)
+    with open(target, "wb") as fh:
+        for chunk in upload.chunks():
+            fh.write(chunk)
+    return str(relative)
+
+
+def import_run_launch(*, project: Project, upload, fmt: str, options: dict, user=None) -> ImportRun:
+    """Save the upload, record a pending run and import it in a worker once this commits."""
+    from medmax_review.sources.tasks import import_run_execute as import_run_execute_task
+
+    with transaction.atomic():
+        run = import_run_create(
+            project=project, file_name=upload.name, fmt=fmt, options=options, user=user,
+            upload_path=upload_save(upload=upload),
+        )
+        import_run_execute_task.delay_on_commit(run.pk)
+    return run
 
 
 def import_run_finish(*, import_run: ImportRun, report: ImportReport) -> ImportRun:

@@ -1,34 +1,14 @@
-import uuid
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET
 
 from medmax_review.core.access import project_for
 from medmax_review.projects.models import ADMIN
-from medmax_review.sources import selectors, services, tasks
+from medmax_review.sources import selectors, services
 from medmax_review.sources.forms import ImportUploadForm
 from medmax_review.sources.images import image_path
 from medmax_review.sources.models import ImportRun
-
-FINISHED = (ImportRun.DONE, ImportRun.FAILED)
-
-
-def _save_upload(upload) -> str:
-    """Store the upload under MEDIA_ROOT/uploads/<random>/ and return its relative path."""
-    name = get_valid_filename(Path(upload.name).name) or "upload"
-    relative = Path("uploads") / uuid.uuid4().hex / name
-    target = Path(settings.MEDIA_ROOT) / relative
-    target.parent.mkdir(parents=True)
-    with open(target, "wb") as fh:
-        for chunk in upload.chunks():
-            fh.write(chunk)
-    return str(relative)
 
 
 @login_required
@@ -36,18 +16,14 @@ def import_upload(request, slug):
     project, membership = project_for(request.user, slug, ADMIN)
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        with transaction.atomic():
-            run = services.import_run_create(
-                project=project,
-                file_name=upload.name,
-                fmt=form.cleaned_data["format"],
-                options={"strict": form.cleaned_data["strict"],
-                         "approved": form.cleaned_data["approved"]},
-                user=request.user,
-                upload_path=_save_upload(upload),
-            )
-            tasks.import_run_execute.delay_on_commit(run.pk)
+        run = services.import_run_launch(
+            project=project,
+            upload=form.cleaned_data["file"],
+            fmt=form.cleaned_data["format"],
+            options={"strict": form.cleaned_data["strict"],
+                     "approved": form.cleaned_data["approved"]},
+            user=request.user,
+        )
         return redirect("import_run", slug=project.slug, run_id=run.pk)
     runs = selectors.import_runs_for_project(project=project)
     return render(
@@ -67,7 +43,7 @@ def import_run(request, slug, run_id):
         "project": project,
         "membership": membership,
         "run": run,
-        "finished": run.status in FINISHED,
+        "finished": run.is_finished,
         "candidates_created": (run.options or {}).get("candidates_created"),
         "rolled_back": (run.options or {}).get("rolled_back"),
     }
