@@ -181,11 +181,15 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
 
 
 def versions_for_project(*, project: Project, stale_seconds: int) -> QuerySet:
-    """Newest first, each with `stalled`: running, but silent past the stale limit."""
+    """Newest first, each with `stalled`: running, but silent past the stale limit.
+
+    The creator comes in the same query: the list names who made each version.
+    """
     silent_since = timezone.now() - dt.timedelta(seconds=stale_seconds)
     stalled = Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=silent_since)
     return (
         DatasetVersion.objects.filter(project=project)
+        .select_related("created_by")
         .annotate(stalled=ExpressionWrapper(stalled, output_field=BooleanField()))
         .order_by("-number")
     )

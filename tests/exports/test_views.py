@@ -2,6 +2,8 @@ import io
 import tarfile
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from medmax_review.exports import services
@@ -23,6 +25,25 @@ def test_export_list_shows_form_and_versions(client, project, admin_user, vqa_ra
     assert response.status_code == 200
     body = response.content.decode()
     assert 'name="split"' in body and "v1" in body and "CC0-1.0" in body
+
+
+def test_export_list_queries_do_not_grow_with_versions(client, project, admin_user):
+    # given versions made by a user, by the command line, and more by the user
+    services.dataset_version_create(project=project, user=admin_user, options={})
+    services.dataset_version_create(project=project, options={})
+    url = reverse("export_list", args=[project.slug])
+    login(client, admin_user)
+    response = client.get(url)
+    body = response.content.decode()
+    assert admin_user.username in body and "command line" in body
+    with CaptureQueriesContext(connection) as two:
+        client.get(url)
+    for _ in range(3):
+        services.dataset_version_create(project=project, user=admin_user, options={})
+    # when the list is shown again, then it takes as many queries as with two versions
+    with CaptureQueriesContext(connection) as five:
+        client.get(url)
+    assert len(five.captured_queries) == len(two.captured_queries)
 
 
 def test_export_list_launch_creates_pending_version_built_after_commit(
