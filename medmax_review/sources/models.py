@@ -25,6 +25,7 @@ class ImageAsset(models.Model):
 class ImportRun(models.Model):
     PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
     STATUS_CHOICES = [(s, s) for s in (PENDING, RUNNING, DONE, FAILED)]
+    FINISHED = (DONE, FAILED)
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="imports")
     file_name = models.CharField(max_length=500)
@@ -42,6 +43,10 @@ class ImportRun(models.Model):
     upload_path = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
 
 
 class SourceRecord(models.Model):
