@@ -204,10 +204,6 @@ def version_stale_seconds(*, version: DatasetVersion, stale_seconds: int) -> int
     return int(silent) if silent > stale_seconds else None
 
 
-def version_get(*, project: Project, number: int) -> DatasetVersion | None:
-    return DatasetVersion.objects.filter(Q(project=project) & Q(number=number)).first()
-
-
 _OPTION_LABELS = [
     ("status", "status"), ("format", "format"), ("images", "images"), ("split", "split"),
     ("provenance", "provenance columns"), ("tasks", "tasks"), ("sources", "sources"),
