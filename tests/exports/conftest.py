@@ -10,6 +10,7 @@ from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources.images import image_store
 from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
+from tests.conftest import PASSWORD
 
 
 def approve_records(project, records, *, task=medmax.VQA) -> list:
@@ -55,3 +56,8 @@ def export(project, tmp_path=None, **options):
 
 def store_demo_image(demo_data: Path, name: str):
     return image_store(data=(demo_data / name).read_bytes())
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client

@@ -11,8 +11,7 @@ from django.utils import timezone
 from medmax_review.exports import services, writers
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects import services as project_services
-from tests.conftest import PASSWORD
-from tests.exports.conftest import export
+from tests.exports.conftest import export, login
 
 pytestmark = pytest.mark.django_db
 
@@ -134,11 +133,6 @@ def test_dataset_version_retry_refuses_done_and_live_versions(project, vqa_rad, 
     assert not services.dataset_version_retry(version=done)
     assert not services.dataset_version_retry(version=live)
     assert DatasetVersion.objects.get(pk=live.pk).status == "running"
-
-
-def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.mark.parametrize("who,status", [("admin_user", 302), ("adjudicator", 403),

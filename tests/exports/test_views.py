@@ -8,15 +8,9 @@ from django.urls import reverse
 
 from medmax_review.exports import services
 from medmax_review.exports.models import DatasetVersion
-from tests.conftest import PASSWORD
-from tests.exports.conftest import export
+from tests.exports.conftest import export, login
 
 pytestmark = pytest.mark.django_db
-
-
-def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def test_export_list_shows_form_and_versions(client, project, admin_user, vqa_rad):
