@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -52,6 +51,7 @@ from medmax_review.generation.prompts import (
 from medmax_review.projects.models import Project
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.review.models import GENERATION_ERROR, Candidate
+from medmax_review.sources.images import image_path
 from medmax_review.sources.models import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -454,7 +454,7 @@ class _JobRunner:
                 asset = item.record.image
                 request = replace(
                     request,
-                    image=(Path(settings.MEDIA_ROOT) / asset.file).read_bytes(),
+                    image=image_path(asset).read_bytes(),
                     image_mime=f"image/{asset.format.lower()}",
                 )
             return self.backend.generate(request)
