@@ -1,5 +1,6 @@
 """Pre-scoring: run the scorers over candidates, store scores and queue priority, auto-reject."""
 
+import functools
 import hashlib
 import logging
 from collections import defaultdict
@@ -95,7 +96,8 @@ def candidates_score(*, candidate_ids: list[int], llm_judge: bool = False) -> in
     if a backend is configured (OPENAI_BASE_URL and OPENAI_MODEL).
     """
     ids = sorted(set(candidate_ids))
-    judge = _judge_client()
+    # Built on first use only: most scoring runs never ask the judge.
+    judge = functools.cache(_judge_client)
     scored = 0
     for start in range(0, len(ids), BATCH_SIZE):
         batch = list(
@@ -124,17 +126,25 @@ def _text_sha1(candidate: Candidate) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def _judge_score(candidate: Candidate, item: ScoreInput, *, judge, wanted: bool) -> dict | None:
-    """The judge's score; a verdict already given for the same text is kept, not asked again."""
+def _judge_score(
+    candidate: Candidate, item: ScoreInput, *, judge: Callable[[], object | None], wanted: bool
+) -> dict | None:
+    """The judge's score; a verdict already given for the same text is kept, not asked again.
+
+    `judge` returns the client (None when no backend is configured).
+    """
     text_sha1 = _text_sha1(candidate)
     previous = candidate.scores.get(LLM_JUDGE)
     if previous and previous.get("text_sha1") != text_sha1:
         previous = None  # a verdict on text that has since been edited says nothing
     thresholds = candidate.project.auto_reject_thresholds or {}
-    if previous or judge is None or not (wanted or LLM_JUDGE in thresholds):
+    if previous or not (wanted or LLM_JUDGE in thresholds):
         return previous
+    client = judge()
+    if client is None:
+        return None
     try:
-        score = score_llm_judge(item, client=judge, model=settings.OPENAI_MODEL).as_dict()
+        score = score_llm_judge(item, client=client, model=settings.OPENAI_MODEL).as_dict()
     except Exception as exc:  # the backend is optional: its outage must not stop the other scores
         logger.warning("LLM judge failed for candidate %s: %s", candidate.id, exc)
         return None
@@ -142,7 +152,9 @@ def _judge_score(candidate: Candidate, item: ScoreInput, *, judge, wanted: bool)
     return score
 
 
-def _score_batch(batch: list[Candidate], *, judge=None, llm_judge: bool = False) -> None:
+def _score_batch(
+    batch: list[Candidate], *, judge: Callable[[], object | None], llm_judge: bool = False
+) -> None:
     image_scores = _image_scores(batch)
     duplicate_scores = _near_duplicate_scores(batch)
     changed = []
