@@ -1,3 +1,5 @@
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -22,19 +24,21 @@ def user_create(*, username: str, password: str, credentialed: bool = False, **e
     return user
 
 
-def member_add(*, project: Project, username: str, role: str, credentialed: bool = False):
+def member_add(
+    *, project: Project, username: str, role: str, credentialed: bool = False, **extra
+):
     """Add a user to the project, creating the account when it does not exist.
 
     Returns (membership, password): password is the new account's random password, shown once,
-    or None when the account already existed.
+    or None when the account already existed. `extra` (e.g. is_staff) applies to a new account.
     """
-    import secrets
-
     user = get_user_model().objects.filter(username=username).first()
     password = None
     if user is None:
         password = secrets.token_urlsafe(12)
-        user = user_create(username=username, password=password, credentialed=credentialed)
+        user = user_create(
+            username=username, password=password, credentialed=credentialed, **extra
+        )
     return membership_set(project=project, user=user, role=role), password
 
 

@@ -1,10 +1,8 @@
 """Load the bundled demo: a project, an admin and a reviewer, the sample records, candidates."""
 
-import secrets
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from medmax_review.core import medmax
@@ -76,18 +74,14 @@ class Command(BaseCommand):
         )
 
     def _account(self, project, username, role, superuser=False):
-        users = get_user_model().objects
-        if users.filter(username=username).exists():
+        _, password = projects.member_add(
+            project=project, username=username, role=role, credentialed=superuser,
+            is_staff=superuser, is_superuser=superuser,
+        )
+        if password is None:
             self.stdout.write(f"account {username!r} exists; its password is unchanged")
-            user = users.get(username=username)
         else:
-            password = secrets.token_urlsafe(12)
-            user = projects.user_create(
-                username=username, password=password, credentialed=superuser,
-                is_staff=superuser, is_superuser=superuser,
-            )
             self.stdout.write(self.style.SUCCESS(
                 f"created {role} account  username: {username}  password: {password}"
                 "  (shown once)"
             ))
-        projects.membership_set(project=project, user=user, role=role)
