@@ -11,6 +11,10 @@ def memberships_for_user(*, user):
     )
 
 
+def members_for_project(*, project: Project):
+    return Membership.objects.filter(project=project).select_related("user", "user__profile")
+
+
 def project_summary(*, project: Project, user) -> dict:
     from medmax_review.review.models import Candidate
 

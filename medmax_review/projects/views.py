@@ -60,7 +60,7 @@ def project_members(request, slug):
         else:
             messages.success(request, f"{form.cleaned_data['username']} added.")
         return redirect("project_members", slug)
-    members = Membership.objects.filter(project=project).select_related("user", "user__profile")
+    members = selectors.members_for_project(project=project)
     return render(
         request, "projects/project_members.html",
         {"project": project, "membership": membership, "form": form, "members": members},
@@ -73,11 +73,13 @@ def project_member_role(request, slug, user_id):
     project, _ = project_for(request.user, slug, ADMIN)
     target = get_object_or_404(Membership, project=project, user_id=user_id)
     form = MemberRoleForm(request.POST)
-    if form.is_valid() and target.user_id != request.user.pk:
+    if target.user_id == request.user.pk:
+        messages.error(request, "You cannot change your own role.")
+    elif not form.is_valid():
+        messages.error(request, f"Not a role: {request.POST.get('role', '')!r}.")
+    else:
         services.membership_set(project=project, user=target.user, role=form.cleaned_data["role"])
         messages.success(request, f"{target.user.username} is now {form.cleaned_data['role']}.")
-    else:
-        messages.error(request, "You cannot change your own role.")
     return redirect("project_members", slug)
 
 

@@ -75,6 +75,16 @@ def test_members_admin_cannot_remove_or_demote_self(client, project, admin_user)
     assert Membership.objects.get(project=project, user=admin_user).role == "admin"
 
 
+def test_members_role_change_unknown_role_says_so(client, project, admin_user, reviewer):
+    client.force_login(admin_user)
+    response = client.post(
+        f"/p/{project.slug}/members/{reviewer.pk}/role/", {"role": "owner"}, follow=True
+    )
+    assert Membership.objects.get(project=project, user=reviewer).role == "reviewer"
+    assert "Not a role" in response.content.decode()
+    assert "your own role" not in response.content.decode()
+
+
 def test_members_reviewer_cannot_post(client, project, reviewer, outsider):
     client.force_login(reviewer)
     assert client.post(f"/p/{project.slug}/members/", {"username": "x", "role": "admin"}).status_code == 403
