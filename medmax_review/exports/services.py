@@ -578,3 +578,14 @@ def version_files(version: DatasetVersion) -> list[str]:
     if version.status != DatasetVersion.DONE:
         return []
     return sorted(version.manifest.get("files", {})) + [MANIFEST]
+
+
+def version_files_listed(version: DatasetVersion) -> tuple[list[tuple[str, dict | None]], int]:
+    """The files of a finished version as the page lists them: (name, {sha256, size}) for each
+    file but the images (the manifest itself has no entry: None), and the number of images."""
+    entries = version.manifest.get("files", {})
+    files = [
+        (name, entries.get(name)) for name in version_files(version)
+        if not name.startswith(f"{IMAGES_DIR}/")
+    ]
+    return files, sum(1 for name in entries if name.startswith(f"{IMAGES_DIR}/"))

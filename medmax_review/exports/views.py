@@ -41,15 +41,13 @@ def export_detail(request, slug, number):
     # Adjudicators may see and download exports; reviewers may not (403).
     project, membership = project_for(request.user, slug, ADJUDICATOR)
     version = get_object_or_404(DatasetVersion, project=project, number=number)
+    files, image_files = services.version_files_listed(version)
     context = {
         "project": project, "membership": membership, "version": version,
         "finished": version.status in (DatasetVersion.DONE, DatasetVersion.FAILED),
-        "files": [
-            (name, version.manifest["files"].get(name))
-            for name in services.version_files(version) if not name.startswith("images/")
-        ],
+        "files": files,
         "filters": selectors.version_filters_display(version=version),
-        "image_files": sum(1 for n in version.manifest.get("files", {}) if n.startswith("images/")),
+        "image_files": image_files,
         "stale_seconds": selectors.version_stale_seconds(
             version=version, stale_seconds=settings.EXPORT_STALE_SECONDS
         ),

@@ -423,3 +423,18 @@ def test_store_path_leaving_media_root_is_refused(project, demo_data):
         "reasons": ["image file lies outside the image store"],
     }]
     assert (folder / "data.jsonl").read_bytes() == b""
+
+
+def test_version_files_listed_names_data_files_and_counts_images(project, vqa_rad):
+    # given a version with a split and copied images
+    version, _ = export(project, split="0.9,0.05,0.05")
+    # when its files are listed for the page
+    files, images = services.version_files_listed(version)
+    # then each data file comes with its manifest entry, the manifest last without one
+    assert [name for name, _ in files] == [
+        "test.jsonl", "train.jsonl", "validation.jsonl", "manifest.json"
+    ]
+    assert all(entry == version.manifest["files"][name] for name, entry in files[:-1])
+    assert files[-1][1] is None
+    # and the images are only counted
+    assert images == version.manifest["images"]["count"] == 75
