@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from medmax_review.exports.models import DatasetVersion
@@ -181,16 +182,23 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
 
 
 def versions_for_project(*, project: Project, stale_seconds: int) -> QuerySet:
-    """Newest first, each with `stalled`: running, but silent past the stale limit.
+    """Newest first, each with `stalled`: running, but silent past the stale limit, and the
+    manifest's `rows` and `rows_left_out` (None until done).
 
-    The creator comes in the same query: the list names who made each version.
+    The creator comes in the same query: the list names who made each version. The manifest
+    itself is not read (it lists up to EXCLUDED_LISTED left-out rows per version).
     """
     silent_since = timezone.now() - dt.timedelta(seconds=stale_seconds)
     stalled = Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=silent_since)
     return (
         DatasetVersion.objects.filter(project=project)
         .select_related("created_by")
-        .annotate(stalled=ExpressionWrapper(stalled, output_field=BooleanField()))
+        .defer("manifest")
+        .annotate(
+            stalled=ExpressionWrapper(stalled, output_field=BooleanField()),
+            rows=KeyTransform("rows", "manifest"),
+            rows_left_out=KeyTransform("rows", KeyTransform("excluded", "manifest")),
+        )
         .order_by("-number")
     )
 

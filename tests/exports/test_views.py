@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from medmax_review.exports import services
 from medmax_review.exports.models import DatasetVersion
+from medmax_review.review.models import Candidate
 from tests.exports.conftest import export, login
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +20,20 @@ def test_export_list_shows_form_and_versions(client, project, admin_user, vqa_ra
     assert response.status_code == 200
     body = response.content.decode()
     assert 'name="split"' in body and "v1" in body and "CC0-1.0" in body
+
+
+def test_export_list_shows_rows_published_and_left_out(client, project, admin_user, vqa_rad):
+    # given a done version with one row left out, and a pending one
+    bad = Candidate.objects.filter(project=project).order_by("id").first()
+    Candidate.objects.filter(pk=bad.pk).update(response="   ")
+    export(project)
+    services.dataset_version_create(project=project, user=admin_user, options={})
+    # when the list is shown, then the done version gives its counts, the pending one none
+    versions = login(client, admin_user).get(
+        reverse("export_list", args=[project.slug])
+    ).context["versions"]
+    assert [(v.number, v.rows, v.rows_left_out) for v in versions] == [(2, None, None), (1, 149, 1)]
+    assert "<td>149</td>" in client.get(reverse("export_list", args=[project.slug])).content.decode()
 
 
 def test_export_list_queries_do_not_grow_with_versions(client, project, admin_user):
