@@ -18,9 +18,10 @@ from django.db.models.functions import Cast, Coalesce
 from medmax_review.projects.models import Project
 from medmax_review.review.models import ADJUDICATION, Candidate, Decision, Revision
 from medmax_review.review.textdiff import word_diff
+from medmax_review.scoring.scorers.base import FAIL, FAIR, GOOD, POOR
 from medmax_review.sources.models import SourceRecord
 
-BANDS = ("good", "fair", "poor", "fail")
+BANDS = (GOOD, FAIR, POOR, FAIL)
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
 # Candidates without the chosen score sort as if it were this (below every real score).
