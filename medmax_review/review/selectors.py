@@ -9,6 +9,7 @@ from django.utils import timezone
 from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
 from medmax_review.review import claims
+from medmax_review.review.browse_selectors import BANDS, scores_for_display
 from medmax_review.review.models import (
     ADJUDICATION,
     APPROVE,
@@ -30,7 +31,6 @@ from medmax_review.review.services import (
 )
 from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
 
-BANDS = ("good", "fair", "poor", "fail")
 COUNT_CAP = 1_000
 # Keys 1-9 then 0 pick a reject reason, in the order of REJECT_REASONS.
 REASON_KEYS = [str(i) for i in range(1, 10)] + ["0"]
@@ -92,22 +92,23 @@ def queue_counts(*, project: Project, user) -> dict:
 
 
 def _scores(candidate: Candidate) -> tuple[list[dict], dict[str, list]]:
-    """Scores for display (band, evidence) and the disputed spans per text field."""
-    shown, spans = [], {name: [] for name in EDITABLE_FIELDS}
-    for name, score in sorted((candidate.scores or {}).items()):
-        if not isinstance(score, dict):
-            continue
-        band = score.get("band") if score.get("band") in BANDS else "unknown"
-        evidence = []
-        for item in score.get("evidence") or []:
-            if not isinstance(item, dict):
-                continue
-            field = item.get("field") or "response"
-            evidence.append({"rule": item.get("rule", ""), "text": item.get("text", ""), "field": field})
+    """Scores for display (as the history page shows them) and the disputed spans per text field.
+
+    Evidence that names no field is about the response.
+    """
+    shown = scores_for_display(scores=candidate.scores)
+    for score in shown:
+        if score["band"] not in BANDS:
+            score["band"] = "unknown"
+        for item in score["evidence"]:
+            item["field"] = item["field"] or "response"
+    spans = {name: [] for name in EDITABLE_FIELDS}
+    for score in (candidate.scores or {}).values():
+        evidence = score.get("evidence") if isinstance(score, dict) else None
+        for item in evidence if isinstance(evidence, list) else []:
+            field = (item.get("field") or "response") if isinstance(item, dict) else None
             if field in spans:
                 spans[field] += item.get("spans") or []
-        shown.append({"name": name, "band": band, "evidence": evidence,
-                      "dots": range(BANDS[::-1].index(band) + 1 if band in BANDS else 0)})
     return shown, spans
 
 

@@ -223,3 +223,19 @@ def test_overturn_view_reopens_system_rejection(client, project, reviewer, make_
     assert "Rejected automatically: format score 0.1" in page
     response = client.post(url("review_overturn", project, c.pk), {"version": 2}, **HX)
     assert response.status_code == 200 and b'data-key="a"' in response.content
+
+
+def test_review_candidate_page_shows_evidence_of_any_shape(client, project, reviewer, make_candidates):
+    # given scores whose evidence is a plain string, a mapping, or items with no field
+    scores = {
+        "fluency": {"value": 0.6, "band": "fair", "evidence": "reads as a caption"},
+        "length": {"value": 0.3, "band": "poor", "evidence": {"words": 3}},
+        "grounding": {"value": 0.1, "band": "odd", "evidence": [{"rule": "r", "text": "no source"}]},
+    }
+    (c,) = make_candidates(1, scores=scores)
+    # when the reviewer opens it
+    body = login(client, reviewer).get(url("review_candidate", project, c.pk)).content.decode()
+    # then every piece of evidence shows, as on the history page, and an unknown band says so
+    assert "reads as a caption" in body and "words: 3" in body
+    assert "no source" in body and "(response)" in body
+    assert 'class="band">unknown<' in body
