@@ -91,7 +91,7 @@ def _deep_cursor(project, filters, fraction: float) -> tuple[str, int]:
 
     from medmax_review.review import browse_selectors as bs
 
-    descending, score = bs._sort_spec(filters.sort)
+    descending, score = bs.sort_spec(filters.sort)
     qs = bs.candidates_filtered(project=project, filters=filters)
     key = filters.sort.lstrip("-")
     qs = qs.annotate(sort_key=bs._score_value(score) if score else F(key))
@@ -107,7 +107,7 @@ def _offset_page(project, filters, offset: int):
 
     from medmax_review.review import browse_selectors as bs
 
-    descending, score = bs._sort_spec(filters.sort)
+    descending, score = bs.sort_spec(filters.sort)
     qs = bs.candidates_filtered(project=project, filters=filters)
     key = filters.sort.lstrip("-")
     qs = qs.annotate(sort_key=bs._score_value(score) if score else F(key))

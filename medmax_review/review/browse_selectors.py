@@ -120,7 +120,7 @@ def candidates_filtered(*, project: Project, filters: BrowseFilters) -> QuerySet
     return qs
 
 
-def _sort_spec(sort: str) -> tuple[bool, str | None]:
+def sort_spec(sort: str) -> tuple[bool, str | None]:
     """(descending, score name or None) for a sort value; 'id' and 'priority' are columns."""
     descending = sort.startswith("-")
     key = sort.lstrip("-")
@@ -150,7 +150,7 @@ def candidates_browse(
     *, project: Project, filters: BrowseFilters, cursor: str = "", limit: int = PAGE_SIZE
 ) -> BrowsePage:
     """One page of candidates after `cursor`, ordered by (sort key, id) in one direction."""
-    descending, score = _sort_spec(filters.sort)
+    descending, score = sort_spec(filters.sort)
     qs = candidates_filtered(project=project, filters=filters)
     key_column = filters.sort.lstrip("-")
     if score:

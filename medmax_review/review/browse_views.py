@@ -48,12 +48,10 @@ class BrowseFilterForm(forms.Form):
 
     def clean_sort(self):
         sort = self.cleaned_data["sort"] or "-id"
-        key = sort.lstrip("-")
-        if key not in ("id", "priority") and not (
-            key.startswith("score:")
-            and browse_selectors.SCORE_NAME.match(key.removeprefix("score:"))
-        ):
-            raise forms.ValidationError(f"{sort!r} is not id, priority or score:<name>")
+        try:
+            browse_selectors.sort_spec(sort)
+        except BrowseError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         return sort
 
     def filters(self) -> BrowseFilters:
