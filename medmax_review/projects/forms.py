@@ -2,7 +2,7 @@ import json
 
 from django import forms
 
-from medmax_review.projects.models import ROLE_CHOICES, Project
+from medmax_review.projects.models import REVIEWER, ROLE_CHOICES, Project
 from medmax_review.scoring.services import REJECT_REASON_FOR
 
 # The scores a project may put an auto-reject threshold on.
@@ -54,7 +54,8 @@ class ProjectSettingsForm(forms.ModelForm):
 
 class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    # The least powerful role by default: granting admin is a deliberate choice.
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=REVIEWER)
     credentialed_access = forms.BooleanField(
         required=False, help_text="May see records from credentialed sources (new users only)."
     )

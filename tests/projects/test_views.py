@@ -95,3 +95,10 @@ def test_members_reviewer_cannot_post(client, project, reviewer, outsider):
 def test_no_open_signup(client, db):
     assert client.get("/signup/").status_code == 404
     assert client.get("/accounts/signup/").status_code == 404
+
+
+def test_members_add_form_defaults_to_the_reviewer_role(client, project, admin_user):
+    client.force_login(admin_user)
+    html = client.get(f"/p/{project.slug}/members/").content.decode()
+    add_form = html.split("Add a member")[1]
+    assert '<option value="reviewer" selected>' in add_form
