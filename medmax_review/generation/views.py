@@ -39,7 +39,7 @@ def generation_jobs(request, slug):
 @login_required
 def generation_job(request, slug, job_id):
     project, _membership = project_for(request.user, slug, ADMIN)
-    job = get_object_or_404(GenerationJob, pk=job_id, project=project)
+    job = get_object_or_404(selectors.jobs_for_project(project=project), pk=job_id)
     context = {
         "project": project,
         "job": job,
