@@ -122,7 +122,8 @@ def review_screen(*, candidate: Candidate, user) -> dict:
     )
     scores, spans = _scores(candidate)
     draft = Draft.objects.filter(candidate=candidate, reviewer=user).first() if holds_claim else None
-    my_verdicts = [d for d in effective_verdicts(candidate) if d.reviewer_id == user.pk]
+    verdicts = effective_verdicts(candidate)
+    my_verdicts = [d for d in verdicts if d.reviewer_id == user.pk]
     decided = bool(my_verdicts) or (slot is not None and slot.state == ReviewSlot.DONE)
     auto = system_rejection(candidate)
     upcoming = candidate_peek_next(project=project, user=user, exclude_id=candidate.pk)
@@ -144,7 +145,7 @@ def review_screen(*, candidate: Candidate, user) -> dict:
         "draft_diff": _draft_diffs(candidate, draft) if draft else None,
         "my_verdict": my_verdicts[-1] if my_verdicts else None,
         # Blind review: the others' verdicts show only once this reviewer has decided.
-        "other_verdicts": [d for d in effective_verdicts(candidate) if d.reviewer_id != user.pk]
+        "other_verdicts": [d for d in verdicts if d.reviewer_id != user.pk]
         if decided else [],
         "auto_rejection": auto,
         "reasons": list(zip(REASON_KEYS, REJECT_REASONS, strict=True)),
