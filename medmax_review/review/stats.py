@@ -16,6 +16,7 @@ from django.db.models import Count, Window
 from django.db.models.functions import Lag
 
 from medmax_review.projects.models import Project
+from medmax_review.review.browse_selectors import BANDS
 from medmax_review.review.models import (
     ADJUDICATE,
     ADJUDICATION,
@@ -262,7 +263,7 @@ def score_bands_vs_decisions(*, project: Project) -> list[dict]:
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for name, band, status, n in _band_counts(project):
         counts[(name, band)][status] = n
-    order = {"good": 0, "fair": 1, "poor": 2, "fail": 3}
+    order = {band: i for i, band in enumerate(BANDS)}
     keys = sorted(counts, key=lambda k: (k[0], order.get(k[1], 9), k[1]))
     return [{"label": f"{name} · {band}", "counts": counts[(name, band)]} for name, band in keys]
 
