@@ -90,7 +90,12 @@ def candidate_browse(request, slug):
         except BrowseError as exc:
             error = str(exc)
     query = {k: v for k, v in request.GET.items() if k != "cursor" and v}
-    choices = browse_selectors.browse_choices(project=project)
+    if request.htmx:
+        # The results fragment offers only the score names (bulk action, sort); the filter form
+        # with its sources, licences and reviewers stays on the page.
+        choices = {"score_names": browse_selectors.score_names_recent(project=project)}
+    else:
+        choices = browse_selectors.browse_choices(project=project)
     context = {
         "project": project,
         "membership": membership,

@@ -52,3 +52,19 @@ def test_candidate_history_queries_do_not_grow_with_revisions(
     # then the history page is read in a fixed number of queries
     with django_assert_max_num_queries(12):
         assert client.get(reverse("candidate_history", args=[project.slug, c.id])).status_code == 200
+
+
+def test_candidate_browse_htmx_results_skip_the_filter_form_choices(client, project, admin_user):
+    # given a project with candidates
+    client.force_login(admin_user)
+    add_candidates(project, 3, scores={"grounding": score(0.9, "good")})
+    url = reverse("candidate_browse", args=[project.slug])
+    # when htmx asks for the results only
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url, {"task": "vqa"}, HTTP_HX_REQUEST="true")
+    # then the sources and licences of every record are not read again, and the bulk form
+    # still offers the score names
+    assert response.status_code == 200
+    sql = " ".join(q["sql"] for q in ctx.captured_queries).upper()
+    assert "DISTINCT" not in sql
+    assert "<option>grounding</option>" in response.content.decode()
