@@ -25,6 +25,40 @@ TASKS = [
 ]
 TASK_CHOICES = [(t, t.replace("_", " ")) for t in TASKS]
 
+# Spellings of the task names seen in the wild (MedMax's dataset card, papers, other tools),
+# compared after folding case, spaces, underscores and hyphens.
+TASK_ALIASES = {
+    VISUAL_CHAT: ("visual chat", "chat", "visual conversation", "conversation"),
+    VQA: ("vqa", "visual question answering", "question answering"),
+    IMAGE_CAPTIONING: ("image captioning", "captioning", "image caption", "caption"),
+    IMAGE_GENERATION: ("image generation", "text to image", "text-to-image"),
+    REPORT_UNDERSTANDING: ("report understanding", "report generation", "report"),
+    MULTIMODAL_GENERATION: ("multimodal generation", "medmax instruct", "medmax-instruct",
+                            "interleaved generation"),
+}
+_FOLD = re.compile(r"[\s_\-]+")
+
+
+def _fold(name: str) -> str:
+    return _FOLD.sub(" ", name.strip().lower()).strip()
+
+
+_TASK_BY_NAME = {
+    _fold(alias): task for task, aliases in TASK_ALIASES.items() for alias in (task, *aliases)
+}
+
+
+def task_from_name(name: str) -> str | None:
+    """The task a spelling names ("VQA", "Image Generation", "medmax-instruct"), else None."""
+    return _TASK_BY_NAME.get(_fold(name))
+
+
+def task_names_accepted() -> str:
+    """The spellings listed when a name is not recognised."""
+    return ", ".join(
+        f"{task} ({'/'.join(a for a in aliases[:2])})" for task, aliases in TASK_ALIASES.items()
+    )
+
 # Where the <image> placeholder goes in `text`.
 IMAGE_BEFORE_INSTRUCTION = "before_instruction"
 IMAGE_IN_RESPONSE = "in_response"

@@ -36,7 +36,12 @@ class ImportRun(models.Model):
     rows_done = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True, help_text="[{file, line, field, message}]")
+    # The first problems one by one (see services.ERRORS_KEPT); the counts cover them all.
+    errors = models.JSONField(
+        default=list, blank=True, help_text="[{file, line, unit, field, message}]"
+    )
+    problems = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0, help_text="rows refused")
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -47,6 +52,10 @@ class ImportRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def problems_unlisted(self) -> int:
+        return max(self.problems - len(self.errors), 0)
 
 
 class SourceRecord(models.Model):

@@ -5,9 +5,9 @@ With strict=True the whole import is one transaction and nothing is kept if any 
 """
 
 import contextlib
-import json
 import logging
 import tempfile
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -29,21 +29,33 @@ from medmax_review.sources.images import (
     images_store_many,
 )
 from medmax_review.sources.models import ImportRun, SourceRecord
-from medmax_review.sources.readers import csvfile, dicom, jsonl, medmax
-from medmax_review.sources.readers.base import ParsedRow, RowError, join_name
+from medmax_review.sources.readers import dicom, formats, reports
+from medmax_review.sources.readers.base import (
+    MISSING_TEXT,
+    ParsedRow,
+    RowError,
+    join_name,
+    needs_text,
+)
+from medmax_review.sources.readers.formats import AUTO, DICOM, FORMATS, REPORTS, FormatError
+from medmax_review.sources.readers.mapping import MappingError
+from medmax_review.sources.readers.mapping import parse as mapping_parse
 
 __all__ = [
-    "FORMATS", "ImportReport", "RowError", "records_import", "import_run_create",
-    "import_run_launch", "import_run_execute", "import_run_finish",
+    "FORMATS", "ImportReport", "MappingError", "RowError", "records_import", "import_run_create",
+    "import_run_launch", "import_run_execute", "import_run_finish", "mapping_parse",
 ]
 
 log = logging.getLogger(__name__)
 
-AUTO, JSONL, CSV, MEDMAX, DICOM = "auto", "jsonl", "csv", "medmax", "dicom"
-FORMATS = (AUTO, JSONL, CSV, MEDMAX, DICOM)
-READERS = {JSONL: jsonl, CSV: csvfile, MEDMAX: medmax, DICOM: dicom}
-DATA_SUFFIXES = {".jsonl": JSONL, ".json": JSONL, ".ndjson": JSONL, ".csv": CSV}
 BATCH_SIZE = 500
+IMAGE_CACHE_MAX = 50_000
+IMAGE_FOLDER_WORDS = ("img", "image")
+ERRORS_KEPT = 1000  # problems listed one by one; past this they are only counted
+PROGRESS_EVERY = 1.0  # seconds between progress writes
+# Files in a dataset folder that describe it rather than hold rows.
+METADATA_FILES = {"dataset_info.json", "dataset_dict.json", "state.json", "manifest.json",
+                  "dataset_infos.json", "package.json"}
 
 
 @dataclass
@@ -52,13 +64,28 @@ class ImportReport:
     duplicates: int = 0
     candidates_created: int = 0
     rows: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # the first ERRORS_KEPT problems
+    problems: int = 0
+    rejected: int = 0  # rows (or files, ZIP entries) refused, however many problems each had
     rolled_back: bool = False
 
+    def refuse(self, errors: list[RowError]) -> None:
+        """One refused row (or file) with its problems."""
+        if not errors:
+            return
+        self.rejected += 1
+        self.problems += len(errors)
+        room = ERRORS_KEPT - len(self.errors)
+        if room > 0:
+            self.errors += errors[:room]
+
     @property
-    def rejected(self) -> int:
-        """Rows (or files / ZIP entries) refused, however many problems each had."""
-        return len({(e.file, e.line) for e in self.errors})
+    def unlisted(self) -> int:
+        return self.problems - len(self.errors)
+
+    @property
+    def imported_nothing(self) -> bool:
+        return not (self.created or self.duplicates or self.candidates_created)
 
     def summary(self) -> str:
         text = (
@@ -74,68 +101,105 @@ class ImportReport:
 class _Input:
     path: Path
     display: str
-    fmt: str
+    fmt: str  # DICOM, REPORTS, or the name of the data file's reader
     images_dir: Path
+    reader: object  # formats.Reader, or the dicom / reports module
 
 
+def _data_input(path: Path, display: str, fmt: str, images_dir: Path, user_map: dict,
+                report: ImportReport) -> _Input | None:
+    kind = formats.kind_of(path) if fmt == AUTO else fmt
+    if fmt == AUTO and kind in (DICOM, REPORTS):
+        return _Input(path, display, kind, images_dir, dicom if kind == DICOM else reports)
+    if fmt in (DICOM, REPORTS) and not path.is_dir():
+        if fmt == REPORTS and formats.kind_of(path) != REPORTS:
+            fmt = AUTO  # a CSV of reports with a file column: rows like any other
+        else:
+            return _Input(path, display, fmt, images_dir, dicom if fmt == DICOM else reports)
+    try:
+        reader = formats.reader_for(path, display, fmt, user_map)
+    except FormatError as exc:
+        report.refuse([RowError(display, 0, "", str(exc))])
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        report.refuse([RowError(display, 0, "", f"cannot be read ({exc})")])
+        return None
+    return _Input(path, display, reader.name, images_dir, reader)
 
-def _sniff(path: Path, fmt: str) -> str:
-    """The format of one data file: the given one, else from its suffix and first line."""
-    if fmt != AUTO:
-        return fmt
-    if path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
-        return DICOM
-    if path.suffix.lower() == ".csv":
-        return CSV
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                try:
-                    first = json.loads(raw.decode("utf-8-sig"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    return JSONL  # the reader reports the bad line
-                return MEDMAX if isinstance(first, dict) and medmax.looks_like_medmax(first) else JSONL
-    return JSONL
 
+def _folder_inputs(folder: Path, display: str, fmt: str, images_dir: Path | None,
+                   user_map: dict, report: ImportReport) -> list[_Input]:
+    """The data files of a folder (or unpacked ZIP), its reports, then its DICOM files.
 
-def _folder_inputs(folder: Path, display: str, fmt: str, images_dir: Path | None) -> list[_Input]:
-    """The data files of a folder (or unpacked ZIP), plus its DICOM files as one input."""
-    found = []
-    if fmt != DICOM:
+    A DICOM file that a row or a report points at is read through it, not again on its own.
+    """
+    found: list[_Input] = []
+    if fmt not in (DICOM, REPORTS):
         data_files = sorted(
             p for p in folder.rglob("*")
-            if p.is_file() and not p.is_symlink() and p.suffix.lower() in DATA_SUFFIXES
+            if p.is_file() and not p.is_symlink() and p.suffix.lower() in formats.DATA_SUFFIXES
+            and p.name.lower() not in METADATA_FILES and not p.name.startswith(".")
         )
-        found = [
-            _Input(p, join_name(display, p.relative_to(folder)), _sniff(p, fmt), images_dir or p.parent)
-            for p in data_files
-        ]
+        for p in data_files:
+            made = _data_input(p, join_name(display, p.relative_to(folder)), fmt,
+                               images_dir or p.parent, user_map, report)
+            if made:
+                found.append(made)
+    if (fmt == REPORTS and reports.report_files(folder)
+            or fmt == AUTO and reports.has_reports(folder)):
+        found.append(_Input(folder, display, REPORTS, images_dir or folder, reports))
+    # Last, so the DICOM files that rows or reports already read are known and skipped.
     if fmt in (AUTO, DICOM) and dicom.files(folder):
-        found.append(_Input(folder, display, DICOM, images_dir or folder))
+        found.append(_Input(folder, display, DICOM, images_dir or folder, dicom))
     return found
 
 
 def _inputs(
-    *, path: Path, fmt: str, images_dir: Path | None, report: ImportReport,
+    *, path: Path, fmt: str, images_dir: Path | None, user_map: dict, report: ImportReport,
     stack: contextlib.ExitStack,
 ) -> list[_Input]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     display = path.name
     if not path.exists():
-        report.errors.append(RowError(str(path), 0, "", "no such file or folder"))
+        report.refuse([RowError(str(path), 0, "", "no such file or folder")])
         return []
     if path.is_dir():
-        found = _folder_inputs(path, display, fmt, images_dir)
+        found = _folder_inputs(path, display, fmt, images_dir, user_map, report)
     elif fmt != DICOM and not dicom.is_dicom(path) and zipfile.is_zipfile(path):
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="medmax-import-")))
-        report.errors += archives.zip_extract(path=path, target=folder, display=display)
-        found = _folder_inputs(folder, display + ":", fmt, images_dir)
+        for error in archives.zip_extract(path=path, target=folder, display=display):
+            report.refuse([error])
+        found = _folder_inputs(folder, display + ":", fmt, images_dir, user_map, report)
     else:
-        found = [_Input(path, display, _sniff(path, fmt), images_dir or path.parent)]
-    if not found:
-        report.errors.append(RowError(display, 0, "", "no JSONL, CSV or DICOM files found"))
+        made = _data_input(path, display, fmt, images_dir or path.parent, user_map, report)
+        found = [made] if made else []
+    if not found and not report.problems:
+        report.refuse([RowError(display, 0, "", "no JSON, JSONL, CSV, Parquet, report or DICOM "
+                                                "files found")])
     return found
+
+
+@dataclass
+class _Loaded:
+    """An image file read once per import: checked and written, with DICOM details if any."""
+
+    checked: CheckedImage
+    dicom: dict = field(default_factory=dict)
+    presets: dict = field(default_factory=dict)  # {name: CheckedImage}
+    modality: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _presets_write(presets: dict) -> tuple[dict, dict]:
+    """Write CT preset PNGs: ({name: CheckedImage}, {name: {sha256, window, label}})."""
+    written = {name: (image_file_write(image_check(data=data)), window)
+               for name, (data, window) in presets.items()}
+    return (
+        {name: checked for name, (checked, _) in written.items()},
+        {name: {"sha256": c.sha256, "window": window, "label": dicom.PRESETS[name]["label"]}
+         for name, (c, window) in written.items()},
+    )
 
 
 class _Importer:
@@ -145,27 +209,33 @@ class _Importer:
         self.import_run = import_run
         self.approved = approved
         self.track_progress = track_progress
-        self.images: dict[Path, CheckedImage | str] = {}
+        # Every image file the run has read, by resolved path: checked and written once.
+        self.images: dict[Path, _Loaded | str] = {}
+        self.subfolders: dict[Path, list[Path]] = {}
+        self.last_progress = 0.0
 
     def run(self, inputs: list[_Input]) -> None:
         batch: list[tuple[ParsedRow, CheckedImage | None]] = []
         for source in inputs:
-            for row in READERS[source.fmt].read(source.path, source.display):
+            extra = {"skip": set(self.images)} if source.fmt == DICOM else {}
+            for row in source.reader.read(source.path, source.display, **extra):
                 self.report.rows += 1
                 checked = self._image_for(row, source) if not row.errors else None
+                if not row.errors and needs_text(row):
+                    row.error("", MISSING_TEXT + " (an image alone is imported only from DICOM)")
                 if row.errors:
-                    self.report.errors += row.errors
+                    self.report.refuse(row.errors)
                 else:
                     batch.append((row, checked))
                 if len(batch) >= BATCH_SIZE:
                     self._flush(batch, approved_note=self._note(source))
                     batch = []
-                elif self.report.rows % BATCH_SIZE == 0:
+                else:
                     self._progress()
             if batch:
                 self._flush(batch, approved_note=self._note(source))
                 batch = []
-        self._progress()
+        self._progress(force=True)
 
     def _note(self, source: _Input) -> str:
         return f"imported as approved from {source.display}" if self.approved else ""
@@ -174,24 +244,16 @@ class _Importer:
         if row.image_data is not None:
             try:
                 main = image_file_write(image_check(data=row.image_data))
-                presets = {
-                    name: (image_file_write(image_check(data=data)), window)
-                    for name, (data, window) in row.preset_images.items()
-                }
+                if row.preset_images:
+                    row.preset_images, row.dicom["presets"] = _presets_write(row.preset_images)
             except ImageRejected as exc:
                 row.error("image", str(exc))
                 return None
-            if presets:
-                # Files are written; the bytes are dropped and the checked images kept for _write.
-                row.preset_images = {name: checked for name, (checked, _) in presets.items()}
-                row.dicom["presets"] = {
-                    name: {"sha256": c.sha256, "window": window, "label": dicom.PRESETS[name]["label"]}
-                    for name, (c, window) in presets.items()
-                }
+            row.image_data = None
             return main
         if not row.image_ref:
             return None
-        field_name = "image_path" if source.fmt == MEDMAX else "image"
+        field_name = "image_path" if source.fmt == formats.MEDMAX else "image"
         credentialed = row.record.get("credential") == "yes"
         base = source.images_dir.resolve()
         if Path(row.image_ref).is_absolute():
@@ -201,6 +263,8 @@ class _Importer:
         if not target.is_relative_to(base):
             row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
             return None
+        if not target.exists():
+            target = self._in_subfolder(base, row.image_ref) or target
         if target not in self.images:
             self.images[target] = self._load(target, row.image_ref)
         found = self.images[target]
@@ -209,19 +273,53 @@ class _Importer:
             if not (credentialed and found.startswith("image file not found")):
                 row.error(field_name, found)
             return None
-        return found
+        if found.dicom:
+            row.dicom = dict(found.dicom)
+            row.preset_images = dict(found.presets)
+            if not row.record.get("modality"):
+                row.record["modality"] = found.modality[:40]
+            row.record.setdefault("meta", {}).setdefault("dicom", found.meta)
+        return found.checked
+
+    def _in_subfolder(self, base: Path, ref: str) -> Path | None:
+        """Datasets keep images one folder down (SLAKE's imgs/, "VQA_RAD Image Folder/"):
+        a path not found in the images folder is looked for in its image subfolders."""
+        if base not in self.subfolders:
+            self.subfolders[base] = sorted(
+                p for p in base.iterdir()
+                if p.is_dir() and any(word in p.name.lower() for word in IMAGE_FOLDER_WORDS)
+            )[:20]
+        for folder in self.subfolders[base]:
+            candidate = (folder / ref).resolve()
+            if candidate.is_relative_to(base) and candidate.is_file():
+                return candidate
+        return None
 
     @staticmethod
-    def _load(target: Path, ref: str) -> CheckedImage | str:
+    def _load(target: Path, ref: str) -> _Loaded | str:
         if not target.is_file():
             return f"image file not found: {ref}"
         limit = settings.MEDMAX_MAX_IMAGE_BYTES
         size = target.stat().st_size
         if size > limit:
             return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
+        if dicom.is_dicom(target):
+            rendered = dicom.load(target)
+            if isinstance(rendered, tuple):
+                return f"{ref}: {rendered[1]}"
+            try:
+                presets, described = _presets_write(rendered.presets)
+                checked = image_file_write(image_check(data=rendered.png))
+            except ImageRejected as exc:
+                return f"{ref}: {exc}"
+            return _Loaded(
+                checked=checked, presets=presets, modality=rendered.modality, meta=rendered.meta,
+                dicom={**rendered.info, "modality": rendered.modality,
+                       **({"presets": described} if described else {})},
+            )
         try:
             # Written now, so a batch holds no image bytes in memory.
-            return image_file_write(image_check(data=target.read_bytes()))
+            return _Loaded(checked=image_file_write(image_check(data=target.read_bytes())))
         except ImageRejected as exc:
             return f"{ref}: {exc}"
 
@@ -233,9 +331,10 @@ class _Importer:
             # A concurrent import of the same rows won the race; those rows are duplicates now.
             with transaction.atomic():
                 self._write(batch, approved_note=approved_note)
-        # Keeps the cache of checked paths to one batch's worth.
-        self.images.clear()
-        self._progress()
+        # Bounded: a run over millions of distinct images must not hold all their paths.
+        if len(self.images) > IMAGE_CACHE_MAX:
+            self.images.clear()
+        self._progress(force=True)
 
     def _write(self, batch, *, approved_note: str) -> None:
         checked = [c for _, c in batch if c is not None]
@@ -265,7 +364,7 @@ class _Importer:
         duplicates = 0
         for row, image in batch:
             key = (row.record["source"], row.record["external_id"])
-            if row.candidate:
+            if row.candidates:
                 with_candidates.append((row, key))
             if key in existing:
                 duplicates += 1
@@ -303,23 +402,34 @@ class _Importer:
         specs = []
         for row, key in rows:
             record = records[key] or known[key]
-            specs.append(CandidateSpec(
-                record_id=record.pk,
-                credential=record.credential == "yes",
-                template_ref="import",
-                provenance={"import_file": row.file, "line": row.line},
-                **row.candidate,
-            ))
+            for candidate in row.candidates:
+                fields = dict(candidate)
+                provenance = {"import_file": row.file, row.unit: row.line,
+                              **fields.pop("provenance", {})}
+                specs.append(CandidateSpec(
+                    record_id=record.pk,
+                    credential=record.credential == "yes",
+                    template_ref="import",
+                    provenance=provenance,
+                    **fields,
+                ))
         return specs
 
-    def _progress(self) -> None:
+    def _progress(self, *, force: bool = False) -> None:
+        """Progress by time, not by row: the page polls once a second."""
         if not (self.track_progress and self.import_run):
             return
+        now = time.monotonic()
+        if not force and now - self.last_progress < PROGRESS_EVERY:
+            return
+        self.last_progress = now
         ImportRun.objects.filter(pk=self.import_run.pk).update(
             rows_done=self.report.rows,
             created=self.report.created,
             duplicates=self.report.duplicates,
             errors=[e.as_dict() for e in self.report.errors],
+            problems=self.report.problems,
+            rejected=self.report.rejected,
         )
 
 
@@ -333,15 +443,21 @@ def records_import(
     approved: bool = False,
     user=None,
     import_run: ImportRun | None = None,
+    mapping: dict | None = None,
 ) -> ImportReport:
-    """Import a JSONL / CSV / MedMax JSONL file, a ZIP of one with its images, or DICOM."""
+    """Import a data file (JSON, JSONL, CSV, Parquet; plain records, MedMax rows or LLaVA
+    conversations), reports, DICOM, a folder of them or a ZIP of one with its images.
+
+    `mapping` ({field: column}, see readers.mapping) names a dataset's own columns.
+    """
     report = ImportReport()
     path = Path(path)
     images_dir = Path(images_dir) if images_dir else None
     with contextlib.ExitStack() as stack:
-        inputs = _inputs(path=path, fmt=fmt, images_dir=images_dir, report=report, stack=stack)
+        inputs = _inputs(path=path, fmt=fmt, images_dir=images_dir, user_map=mapping or {},
+                         report=report, stack=stack)
         if import_run is not None:
-            total = sum(READERS[i.fmt].count(i.path) for i in inputs)
+            total = sum(i.reader.count(i.path) for i in inputs)
             ImportRun.objects.filter(pk=import_run.pk).update(rows_total=total)
         # In strict mode progress writes would be rolled back with everything else.
         importer = _Importer(
@@ -353,9 +469,9 @@ def records_import(
         else:
             with transaction.atomic():
                 importer.run(inputs)
-                if report.errors:
+                if report.problems:
                     transaction.set_rollback(True)
-            if report.errors:
+            if report.problems:
                 report.rolled_back = True
                 report.created = report.candidates_created = report.duplicates = 0
     log.info("import of %s into %s by %s: %s", path.name, project.slug, user, report.summary())
@@ -407,6 +523,8 @@ def import_run_finish(*, import_run: ImportRun, report: ImportReport) -> ImportR
     import_run.created = report.created
     import_run.duplicates = report.duplicates
     import_run.errors = [e.as_dict() for e in report.errors]
+    import_run.problems = report.problems
+    import_run.rejected = report.rejected
     import_run.options = {**import_run.options, "candidates_created": report.candidates_created,
                           "rolled_back": report.rolled_back}
     import_run.finished_at = timezone.now()
@@ -430,6 +548,7 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
             fmt=run.format,
             strict=bool(options.get("strict")),
             approved=bool(options.get("approved")),
+            mapping=options.get("map") or {},
             user=run.launched_by,
             import_run=run,
         )

@@ -21,7 +21,8 @@ def import_upload(request, slug):
             upload=form.cleaned_data["file"],
             fmt=form.cleaned_data["format"],
             options={"strict": form.cleaned_data["strict"],
-                     "approved": form.cleaned_data["approved"]},
+                     "approved": form.cleaned_data["approved"],
+                     "map": form.cleaned_data["map"]},
             user=request.user,
         )
         return redirect("import_run", slug=project.slug, run_id=run.pk)

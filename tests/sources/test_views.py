@@ -65,7 +65,7 @@ def test_import_upload_post_saves_file_and_enqueues(
     assert response["Location"] == reverse("import_run", args=[project.slug, run.pk])
     assert len(callbacks) == 1  # the task is sent only after the run is committed
     assert run.status == ImportRun.PENDING and run.launched_by == admin_user
-    assert run.options == {"strict": False, "approved": False}
+    assert run.options == {"strict": False, "approved": False, "map": {}}
     saved = settings.MEDIA_ROOT / run.upload_path
     assert saved.is_file() and saved.parent.parent == settings.MEDIA_ROOT / "uploads"
     assert ".." not in run.upload_path and " " not in saved.name

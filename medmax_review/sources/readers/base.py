@@ -15,6 +15,18 @@ KNOWN_KEYS = {
 # A dataset key such as "vqa_rad"; a longer citation is kept in meta instead.
 _SOURCE_KEY = re.compile(r"^[A-Za-z0-9][\w.\-]{0,99}$")
 MAX_EXTERNAL_ID = 200
+MISSING_TEXT = "missing field: one of " + ", ".join(TEXT_FIELDS) + " is required"
+
+
+MAX_MESSAGE = 300
+_SPACE = re.compile(r"\s+")
+LINE, ITEM, ROW = "line", "item", "row"  # what RowError.line counts: file lines, array items, table rows
+
+
+def one_line(message: str) -> str:
+    """A problem as one short line: no embedded tracebacks or multi-line library messages."""
+    text = _SPACE.sub(" ", str(message)).strip()
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -23,19 +35,31 @@ class RowError:
     line: int
     field: str
     message: str
+    unit: str = LINE
+
+    def __post_init__(self):
+        object.__setattr__(self, "message", one_line(self.message))
+
+    @property
+    def where(self) -> str:
+        """"rows.jsonl:12", "data.json item 3", "shard.parquet row 7", or the file alone."""
+        if not self.line and self.unit != ITEM:
+            return self.file
+        return f"{self.file}:{self.line}" if self.unit == LINE else f"{self.file} {self.unit} {self.line}"
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message,
+                "unit": self.unit}
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+        return f"{self.where}: {self.field + ': ' if self.field else ''}{self.message}"
 
 
 @dataclass
 class ParsedRow:
     file: str
     line: int
+    unit: str = LINE
     record: dict = field(default_factory=dict)  # SourceRecord field values
     image_ref: str = ""  # path of the image file, relative to the images folder
     image_data: bytes | None = None  # bytes already in hand (rendered DICOM)
@@ -43,15 +67,40 @@ class ParsedRow:
     # CT window presets from the reader, {name: (PNG bytes, [width, level])}; once the import has
     # checked and written them, {name: CheckedImage} (the main image keeps their sha256s in dicom).
     preset_images: dict = field(default_factory=dict)
-    candidate: dict | None = None  # task, instruction, response, image_position (MedMax rows)
+    # Candidates the row already holds (MedMax rows, LLaVA turns): task, instruction, context,
+    # response, image_position, sample_index, provenance.
+    candidates: list[dict] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
 
     def error(self, field_name: str, message: str) -> None:
-        self.errors.append(RowError(self.file, self.line, field_name, message))
+        self.errors.append(RowError(self.file, self.line, field_name, message, self.unit))
+
+
+def _bytes_digest(value):
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    return str(value)
 
 
 def stable_hash(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # Embedded bytes (an image inside a Parquet row) count by their own hash.
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=_bytes_digest)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def json_safe(value):
+    """The value as JSON can hold it; None for what it cannot (raw bytes, embedded images)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return None
+    if isinstance(value, dict):
+        if "bytes" in value and isinstance(value.get("bytes"), bytes | bytearray):
+            return None
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def text_value(value) -> str:
@@ -97,8 +146,8 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
         meta = {}
     meta = dict(meta)
     for key, value in data.items():
-        if key not in KNOWN_KEYS and value not in (None, ""):
-            meta.setdefault(key, value)
+        if key not in KNOWN_KEYS and value not in (None, "") and json_safe(value) is not None:
+            meta.setdefault(key, json_safe(value))
     texts = {}
     for name in TEXT_FIELDS:
         value = data.get(name)
@@ -108,18 +157,16 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             meta.setdefault(f"{name}_raw_type", type(value).__name__)
         texts[name] = text_value(value).strip()
-    if not any(texts.values()):
-        row.error("", "missing field: one of " + ", ".join(TEXT_FIELDS) + " is required")
+    credential = credential_value(row, data.get("credential"))
+    image_value(row, data.get("image"), "image")
+    has_image = bool(row.image_ref) or row.image_data is not None
+    # An image alone is kept only if it turns out to be DICOM (see needs_text).
+    if not any(texts.values()) and not has_image:
+        row.error("", MISSING_TEXT)
     if bool(texts["question"]) != bool(texts["answer"]):
         missing = "answer" if texts["question"] else "question"
         row.error(missing, f"missing field: {missing} (question and answer come together)")
-    credential = credential_value(row, data.get("credential"))
-    image = data.get("image")
-    if image is not None and not isinstance(image, str):
-        row.error("image", "must be a path")
-        image = ""
-    row.image_ref = (image or "").strip()
-    if not row.image_ref and credential != "yes":
+    if not has_image and credential != "yes":
         row.error("image", "missing field: image")
     modality = text_value(data.get("modality") or meta.get("modality")).strip()
     language = text_value(data.get("lang") or data.get("language")).strip()
@@ -133,6 +180,33 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
         **texts,
         "meta": meta,
     }
+
+
+def image_value(row: ParsedRow, raw, field_name: str) -> None:
+    """Set the row's image from a path, a one-element list, or a Hugging Face Image value
+    ({"bytes", "path"}): embedded bytes are kept as data, a bare path as a reference."""
+    if isinstance(raw, list):
+        if len(raw) > 1:
+            row.error(field_name, f"has {len(raw)} images; MedMax keeps at most one per record")
+            return
+        raw = raw[0] if raw else None
+    if isinstance(raw, dict) and ("bytes" in raw or "path" in raw):
+        if raw.get("bytes"):
+            row.image_data = bytes(raw["bytes"])
+            return
+        raw = raw.get("path")
+    if raw is not None and not isinstance(raw, str):
+        row.error(field_name, "must be a path")
+        return
+    row.image_ref = (raw or "").strip()
+
+
+def needs_text(row: ParsedRow) -> bool:
+    """A record with no text and no candidate is kept only when its image is DICOM: the
+    header says what the image is, and a vision model can write its text."""
+    return not row.candidates and not row.dicom and not any(
+        row.record.get(name) for name in TEXT_FIELDS
+    )
 
 
 def file_stem(display: str) -> str:

@@ -8,6 +8,7 @@ copied anywhere: the record's external id is a hash of the SOPInstanceUID, not t
 import hashlib
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,46 +116,83 @@ def count(path: Path) -> int:
     return len(files(path))
 
 
-def read(path: Path, display: str) -> Iterator[ParsedRow]:
+# Header fields that describe the image without identifying anyone: given to a vision model as
+# context for a record that has no text of its own.
+DESCRIPTIVE_TAGS = {
+    "modality": "Modality",
+    "body_part": "BodyPartExamined",
+    "study_description": "StudyDescription",
+    "series_description": "SeriesDescription",
+    "view_position": "ViewPosition",
+}
+
+
+@dataclass
+class Rendered:
+    """One DICOM file ready to import: its PNG, CT presets and non-identifying details."""
+
+    uid_hash: str
+    png: bytes
+    presets: dict  # {name: (PNG bytes, [width, level])}
+    info: dict  # window and rescale used
+    modality: str
+    meta: dict  # technical and descriptive tags only
+
+
+def load(file: Path) -> Rendered | tuple[str, str]:
+    """The rendered file, or (field, problem) when it cannot be imported."""
+    try:
+        ds = pydicom.dcmread(file)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        return "", f"not a readable DICOM file ({exc})"
+    uid = str(ds.get("SOPInstanceUID", "") or "")
+    if not uid:
+        return "SOPInstanceUID", "missing field: SOPInstanceUID"
+    if "PixelData" not in ds:
+        return "PixelData", "the file has no image (no PixelData)"
+    try:
+        png, info = render(ds)
+        presets = render_presets(ds)
+    except Exception as exc:  # pixel decoding fails in many ways (codecs, shapes)
+        return "PixelData", f"cannot render the pixels ({type(exc).__name__}: {exc})"
+    described = {key: str(ds.get(tag, "") or "").strip() for key, tag in DESCRIPTIVE_TAGS.items()}
+    return Rendered(
+        uid_hash=hashlib.sha256(uid.encode()).hexdigest(),
+        png=png,
+        presets=presets,
+        info=info,
+        modality=described["modality"],
+        # Technical tags only: nothing here can identify a patient.
+        meta={
+            "rows": int(ds.get("Rows", 0) or 0),
+            "columns": int(ds.get("Columns", 0) or 0),
+            "photometric": str(ds.get("PhotometricInterpretation", "") or ""),
+            **{k: v for k, v in described.items() if k != "modality"},
+            **info,
+        },
+    )
+
+
+def read(path: Path, display: str, *, skip: set[Path] = frozenset()) -> Iterator[ParsedRow]:
+    """One row per DICOM file, except those in `skip` (resolved paths already imported)."""
     for file in files(path):
+        if file.resolve() in skip:
+            continue
         name = display if file == path else join_name(display, file.relative_to(path))
         row = ParsedRow(file=name, line=0)
-        try:
-            ds = pydicom.dcmread(file)
-        except (InvalidDicomError, OSError, ValueError) as exc:
-            row.error("", f"not a readable DICOM file ({exc})")
+        loaded = load(file)
+        if isinstance(loaded, tuple):
+            row.error(*loaded)
             yield row
             continue
-        uid = str(ds.get("SOPInstanceUID", "") or "")
-        if not uid:
-            row.error("SOPInstanceUID", "missing field: SOPInstanceUID")
-        if "PixelData" not in ds:
-            row.error("PixelData", "the file has no image (no PixelData)")
-        if row.errors:
-            yield row
-            continue
-        try:
-            row.image_data, info = render(ds)
-            row.preset_images = render_presets(ds)
-        except Exception as exc:  # pixel decoding fails in many ways (codecs, shapes)
-            row.error("PixelData", f"cannot render the pixels ({type(exc).__name__}: {exc})")
-            yield row
-            continue
-        modality = str(ds.get("Modality", "") or "")
+        row.image_data, row.preset_images = loaded.png, loaded.presets
         # "presets" ({name: {sha256, window, label}}) is filled in once the images are stored.
-        row.dicom = {**info, "modality": modality}
+        row.dicom = {**loaded.info, "modality": loaded.modality}
         row.record = {
             "source": "dicom",
-            "external_id": hashlib.sha256(uid.encode()).hexdigest(),
+            "external_id": loaded.uid_hash,
             "credential": "no",
-            "modality": modality[:40],
-            # Technical tags only: nothing here can identify a patient.
-            "meta": {
-                "rows": int(ds.get("Rows", 0) or 0),
-                "columns": int(ds.get("Columns", 0) or 0),
-                "photometric": str(ds.get("PhotometricInterpretation", "") or ""),
-                "body_part": str(ds.get("BodyPartExamined", "") or ""),
-                **info,
-            },
+            "modality": loaded.modality[:40],
+            "meta": loaded.meta,
         }
         yield row

@@ -1,42 +1,43 @@
-"""MedMax JSONL: `text` (instruction<reserved08706>response, with <image>), `image_path`, `task`,
-`source`, `credential`. Each row becomes a source record plus a candidate for review."""
+"""MedMax rows: `text` (instruction<reserved08706>response, with <image>), `image_path`, `task`,
+`source`, `credential`. Each row becomes a source record plus a candidate for review.
 
-from collections.abc import Iterator
-from pathlib import Path
+Task names are read in any common spelling ("VQA", "Image Generation", "report_understanding");
+the spelling the row used is kept in the candidate's provenance as `task_name`.
+"""
 
 from medmax_review.core import medmax
 from medmax_review.sources.readers.base import (
     ParsedRow,
     credential_value,
     external_id_for,
+    image_value,
     source_and_meta,
     text_value,
 )
-from medmax_review.sources.readers.jsonl import count, read_objects
 
-__all__ = ["count", "read", "looks_like_medmax"]
-
+NAME = "medmax"
 MEDMAX_KEYS = {"text", "image_path", "task", "source", "credential", "tokens", "id"}
 
 
-def looks_like_medmax(data: dict) -> bool:
+def looks_like(data: dict) -> bool:
     return "text" in data and medmax.SEPARATOR in str(data.get("text"))
 
 
-def _image_ref(row: ParsedRow, raw) -> str:
-    if isinstance(raw, list):
-        if len(raw) > 1:
-            row.error("image_path", "MedMax allows at most one image per record")
-        raw = raw[0] if raw else ""
-    if raw is not None and not isinstance(raw, str):
-        row.error("image_path", "must be a path")
+def _task(row: ParsedRow, raw) -> str:
+    name = text_value(raw).strip()
+    if not name:
+        row.error("task", "missing field: task")
         return ""
-    return (raw or "").strip()
+    task = medmax.task_from_name(name)
+    if task is None:
+        row.error("task", f"unknown task {name!r}; accepted names: {medmax.task_names_accepted()}")
+        return ""
+    return task
 
 
-def _fill(row: ParsedRow, data: dict, *, stem: str) -> None:
+def fill(row: ParsedRow, data: dict, *, stem: str) -> None:
     text = data.get("text")
-    task = text_value(data.get("task")).strip()
+    task = _task(row, data.get("task"))
     if not isinstance(text, str) or not text.strip():
         row.error("text", "missing field: text")
         parsed = None
@@ -46,15 +47,11 @@ def _fill(row: ParsedRow, data: dict, *, stem: str) -> None:
         except ValueError as exc:
             row.error("text", str(exc))
             parsed = None
-    if not task:
-        row.error("task", "missing field: task")
-    elif task not in medmax.TASKS:
-        row.error("task", f"unknown task {task!r} (expected one of {', '.join(medmax.TASKS)})")
     credential = credential_value(row, data.get("credential"))
-    row.image_ref = _image_ref(row, data.get("image_path"))
+    image_value(row, data.get("image_path"), "image_path")
     needs_image = parsed is not None and parsed.image_position != medmax.IMAGE_NONE
     # Credentialed rows are published without their image; the text alone is imported.
-    if needs_image and not row.image_ref and credential != "yes":
+    if needs_image and not row.image_ref and row.image_data is None and credential != "yes":
         row.error("image_path", "missing field: image_path (the text has an <image> placeholder)")
     meta = {k: v for k, v in data.items() if k not in MEDMAX_KEYS}
     if "tokens" in data:
@@ -73,13 +70,10 @@ def _fill(row: ParsedRow, data: dict, *, stem: str) -> None:
         row.record.update(question=instruction, answer=response)
     elif task == medmax.IMAGE_CAPTIONING:
         row.record["caption"] = response
-    row.candidate = {
+    row.candidates = [{
         "task": task,
         "instruction": instruction,
         "response": response,
         "image_position": parsed.image_position,
-    }
-
-
-def read(path: Path, display: str) -> Iterator[ParsedRow]:
-    return read_objects(path, display, _fill)
+        "provenance": {"task_name": text_value(data.get("task")).strip()},
+    }]
