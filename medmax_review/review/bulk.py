@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import F, FloatField, QuerySet
+from django.db.models import FloatField, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
-from django.utils import timezone
 
 from medmax_review.projects.models import Project
 from medmax_review.review.browse_selectors import (
@@ -19,19 +18,15 @@ from medmax_review.review.browse_selectors import (
     candidates_filtered,
     score_name_check,
 )
-from medmax_review.review.candidates import slots_create
 from medmax_review.review.models import (
     ADJUDICATION,
     FLAGGED,
     GENERATION_ERROR,
     PENDING,
-    REJECT,
-    REJECTED,
     AuditEntry,
     Candidate,
-    Decision,
-    ReviewSlot,
 )
+from medmax_review.review.queue import candidates_requeue, candidates_system_reject
 
 RESCORE, REQUEUE, REJECT_BELOW = "rescore", "requeue", "reject_below"
 BULK_ACTIONS = [
@@ -124,20 +119,15 @@ def _rescore(*, project, user, request, ids: list[int]) -> int:
 @transaction.atomic
 def _requeue(*, project, user, request, ids: list[int]) -> int:
     """Re-open: back to pending, with any missing review slots; earlier decisions stay."""
-    now = timezone.now()
     # select_for_update: a reviewer deciding one of these meanwhile waits for this batch.
     candidates = list(Candidate.objects.select_for_update().filter(id__in=ids).order_by("id"))
-    Candidate.objects.filter(id__in=ids).exclude(status=PENDING).update(
-        status=PENDING, decided_at=None, version=F("version") + 1, updated_at=now
-    )
-    slots_create(project=project, candidates=candidates)
+    candidates_requeue(project=project, candidates=candidates)
     return len(candidates)
 
 
 @transaction.atomic
 def _reject_below(*, project, user, request, ids: list[int]) -> int:
     """System reject with a note; the slots not yet done go, so nobody reviews it needlessly."""
-    now = timezone.now()
     # Re-check under the lock: a reviewer may have decided one since the selection was read.
     candidates = list(
         Candidate.objects.select_for_update()
@@ -147,19 +137,5 @@ def _reject_below(*, project, user, request, ids: list[int]) -> int:
         f"bulk reject: {request.score_name} < {request.threshold:g}"
         f" (by {getattr(user, 'username', 'system')})"
     )
-    Decision.objects.bulk_create(
-        [
-            Decision(
-                # The version the rejection was made against, as for reviewers' decisions.
-                candidate=c, action=REJECT, system_note=note[:500], candidate_version=c.version,
-            )
-            for c in candidates
-        ]
-    )
-    touched = [c.id for c in candidates]
-    Candidate.objects.filter(id__in=touched).update(
-        status=REJECTED, decided_at=now, version=F("version") + 1, updated_at=now
-    )
-    # Claimed slots go too: their holder's submission would now conflict with the new version.
-    ReviewSlot.objects.filter(candidate_id__in=touched).exclude(state=ReviewSlot.DONE).delete()
-    return len(touched)
+    candidates_system_reject(candidates=candidates, note=note)
+    return len(candidates)

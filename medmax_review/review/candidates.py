@@ -17,9 +17,9 @@ from medmax_review.review.models import (
     PENDING,
     Candidate,
     Decision,
-    ReviewSlot,
     Revision,
 )
+from medmax_review.review.queue import slots_create
 
 TEXT_FIELDS = ("instruction", "context", "response")
 
@@ -143,20 +143,3 @@ def _insert(*, project: Project, specs: list[CandidateSpec], approved_note: str)
         slots_create(project=project, candidates=[c for c in candidates if c.status == PENDING])
     return candidates
 
-
-def slots_create(*, project: Project, candidates: list[Candidate]) -> None:
-    ReviewSlot.objects.bulk_create(
-        [
-            ReviewSlot(
-                candidate=c,
-                project=project,
-                index=i,
-                priority=c.priority,
-                credential=c.credential,
-            )
-            for c in candidates
-            for i in range(project.reviews_required)
-        ],
-        batch_size=1000,
-        ignore_conflicts=True,
-    )

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
-from medmax_review.review.models import PENDING, Candidate, Decision, ReviewSlot
+from medmax_review.review.models import PENDING, REVIEW_ACTIONS, Candidate, Decision, ReviewSlot
 
 # SQLite has no SKIP LOCKED: a lost race just means trying the next slot.
 _SQLITE_RETRIES = 5
@@ -57,11 +57,15 @@ def claim_renew(*, slot: ReviewSlot) -> bool:
 
 
 def claim_held(*, project: Project, user) -> ReviewSlot | None:
-    """The user's unexpired claim in this project, if any."""
+    """The user's unexpired claim on a candidate still in review, if any.
+
+    A candidate taken out of the queue loses its claims (queue.candidates_dequeue); the status
+    check keeps a claim that escaped that from handing out a read-only page till it expires.
+    """
     return (
         ReviewSlot.objects.filter(
             project=project, reviewer=user, state=ReviewSlot.CLAIMED,
-            claim_expires_at__gte=timezone.now(),
+            claim_expires_at__gte=timezone.now(), candidate__status=PENDING,
         )
         .select_related("candidate")
         .order_by("claimed_at", "id")
@@ -70,9 +74,16 @@ def claim_held(*, project: Project, user) -> ReviewSlot | None:
 
 
 def claimable_slots(*, project: Project, user):
-    """Open slots of pending candidates this user may see and has not reviewed, claimed or skipped."""
+    """Open slots of pending candidates this user may see and has not reviewed, claimed or skipped.
+
+    An undone decision no longer counts (nor does the undo itself): the candidate is the
+    reviewer's to review again, whatever became of the claim the undo gave back.
+    """
     mine = ReviewSlot.objects.filter(candidate=OuterRef("candidate"), reviewer=user)
-    decided = Decision.objects.filter(candidate=OuterRef("candidate"), reviewer=user)
+    decided = Decision.objects.filter(
+        candidate=OuterRef("candidate"), reviewer=user, action__in=REVIEW_ACTIONS,
+        undone_by__isnull=True,
+    )
     slots = ReviewSlot.objects.filter(
         project=project, state=ReviewSlot.OPEN, candidate__status=PENDING
     ).filter(~Exists(mine), ~Exists(decided))
@@ -141,13 +152,13 @@ def claim_candidate(*, candidate: Candidate, user) -> ReviewSlot | None:
 
     The user's other claims in the project go back to the queue: one claim at a time.
     """
+    if candidate.status != PENDING:
+        return None
     mine = ReviewSlot.objects.filter(candidate=candidate, reviewer=user).first()
     if mine is not None:
         if mine.state == ReviewSlot.CLAIMED:
             claim_renew(slot=mine)
             return mine
-        return None
-    if candidate.status != PENDING:
         return None
     claims_release_expired(project=candidate.project)
     for slot_id in ReviewSlot.objects.filter(candidate=candidate, state=ReviewSlot.OPEN).values_list(

@@ -22,6 +22,12 @@ APPROVE, EDIT, REJECT, SKIP, FLAG, UNDO, ADJUDICATE = (
     "approve", "edit", "reject", "skip", "flag", "undo", "adjudicate",
 )
 ACTION_CHOICES = [(a, a) for a in (APPROVE, EDIT, REJECT, SKIP, FLAG, UNDO, ADJUDICATE)]
+# What a reviewer does on a claimed candidate; each, until undone, keeps it out of their queue.
+REVIEW_ACTIONS = (APPROVE, EDIT, REJECT, SKIP, FLAG)
+# A reviewer's verdict: what agreement and the candidate's outcome are made of.
+VERDICTS = (APPROVE, EDIT, REJECT)
+# The text fields a reviewer may edit.
+EDITABLE_FIELDS = ("instruction", "response")
 
 REJECT_REASONS = [
     ("hallucination", "hallucination"),

@@ -2,7 +2,7 @@
 
 from datetime import datetime, time
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -14,20 +14,18 @@ from medmax_review.review.models import (
     ADJUDICATION,
     APPROVE,
     EDIT,
+    EDITABLE_FIELDS,
     FLAG,
     FLAGGED,
     REJECT,
     REJECT_REASONS,
+    REJECTED,
+    UNDO,
+    VERDICTS,
     Candidate,
     Decision,
     Draft,
     ReviewSlot,
-)
-from medmax_review.review.services import (
-    EDITABLE_FIELDS,
-    effective_verdicts,
-    system_rejection,
-    text_at_version,
 )
 from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
 
@@ -41,6 +39,67 @@ SOURCE_FIELDS = (
     ("answer", "Answer"),
     ("report", "Report"),
 )
+
+
+def verdicts_standing(
+    *, project: Project | None = None, candidate: Candidate | None = None
+) -> QuerySet[Decision]:
+    """Each reviewer's standing verdict, per candidate of the project or on one candidate.
+
+    A standing verdict is a reviewer's latest approve, edit or reject on a candidate that was
+    not undone. System decisions (no reviewer) are not verdicts, and neither is an
+    adjudication: it rules between the verdicts and sets the candidate's status, which is
+    where its outcome is read; counting it as one more verdict would let every disputed
+    candidate look agreed. The review screen, adjudication and the statistics all read this.
+    """
+    if (project is None) == (candidate is None):
+        raise ValueError("give a project or a candidate")
+    scope = Q(candidate__project=project) if candidate is None else Q(candidate=candidate)
+    verdicts = Decision.objects.filter(
+        scope, action__in=VERDICTS, reviewer__isnull=False, undone_by__isnull=True
+    )
+    newer = verdicts.filter(
+        candidate=OuterRef("candidate"), reviewer=OuterRef("reviewer"), id__gt=OuterRef("id")
+    )
+    return verdicts.filter(~Exists(newer)).order_by("id")
+
+
+def system_rejection(candidate: Candidate) -> Decision | None:
+    """The automatic rejection that stands on this candidate, if that is why it is rejected."""
+    if candidate.status != REJECTED:
+        return None
+    last = candidate.decisions.exclude(action=UNDO).filter(undone_by__isnull=True).order_by("-id").first()
+    if last is not None and last.reviewer_id is None and last.action == REJECT:
+        return last
+    return None
+
+
+def text_at_version(*, candidate: Candidate, version: int) -> dict[str, str]:
+    """The candidate's texts as they stood at `version` (from applied revisions)."""
+    out = {}
+    for name in EDITABLE_FIELDS:
+        rev = (
+            candidate.revisions.filter(field=name, applied=True, candidate_version__lte=version)
+            .order_by("-candidate_version", "-id")
+            .first()
+        )
+        out[name] = rev.text if rev else getattr(candidate, name)
+    return out
+
+
+def provenance_label(provenance) -> str:
+    """Who wrote the candidate, in a word: its model, else its backend, else "imported".
+
+    Provenance is free-form JSON (an imported MedMax row carries only its file and line), so
+    nothing in it is assumed to be there or to be text.
+    """
+    if not isinstance(provenance, dict):
+        return "imported"
+    for key in ("model", "backend"):
+        value = provenance.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return "imported"
 
 
 def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidate:
@@ -122,7 +181,7 @@ def review_screen(*, candidate: Candidate, user) -> dict:
     )
     scores, spans = _scores(candidate)
     draft = Draft.objects.filter(candidate=candidate, reviewer=user).first() if holds_claim else None
-    verdicts = effective_verdicts(candidate)
+    verdicts = list(verdicts_standing(candidate=candidate).select_related("reviewer"))
     my_verdicts = [d for d in verdicts if d.reviewer_id == user.pk]
     decided = bool(my_verdicts) or (slot is not None and slot.state == ReviewSlot.DONE)
     auto = system_rejection(candidate)
@@ -136,7 +195,7 @@ def review_screen(*, candidate: Candidate, user) -> dict:
         "next_image": next_image if next_image is not None and next_image != record.image else None,
         "is_dicom": bool(record.image and record.image.dicom),
         "source_fields": [(label, getattr(record, f)) for f, label in SOURCE_FIELDS if getattr(record, f)],
-        "provenance": candidate.provenance or {},
+        "provenance_label": provenance_label(candidate.provenance),
         "scores": scores,
         "instruction_segments": marked_segments(candidate.instruction, spans["instruction"]),
         "response_segments": marked_segments(candidate.response, spans["response"]),
@@ -190,7 +249,7 @@ def adjudication_candidates(*, project: Project, user, limit: int = 200):
 
 def adjudication_versions(*, candidate: Candidate) -> list[dict]:
     """Every standing verdict and flag, each with word diffs against the model's text."""
-    decisions = list(effective_verdicts(candidate)) + list(
+    decisions = list(verdicts_standing(candidate=candidate).select_related("reviewer")) + list(
         candidate.decisions.filter(action=FLAG, undone_by__isnull=True).select_related("reviewer")
     )
     versions = []

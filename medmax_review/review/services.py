@@ -11,20 +11,21 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from medmax_review.projects.models import Project
-from medmax_review.review import claims
-from medmax_review.review.candidates import slots_create
+from medmax_review.review import claims, queue
 from medmax_review.review.models import (
     ADJUDICATE,
     ADJUDICATION,
     APPROVE,
     APPROVED,
     EDIT,
+    EDITABLE_FIELDS,
     FLAG,
     FLAGGED,
     PENDING,
     REJECT,
     REJECT_REASONS,
     REJECTED,
+    REVIEW_ACTIONS,
     SKIP,
     UNDO,
     AuditEntry,
@@ -34,12 +35,9 @@ from medmax_review.review.models import (
     ReviewSlot,
     Revision,
 )
+from medmax_review.review.selectors import system_rejection, text_at_version, verdicts_standing
 
-REVIEW_ACTIONS = (APPROVE, EDIT, REJECT, SKIP, FLAG)
-# Actions that settle a reviewer's slot (skip hands it back instead).
-VERDICTS = (APPROVE, EDIT, REJECT)
 REASON_KEYS = [key for key, _ in REJECT_REASONS]
-EDITABLE_FIELDS = ("instruction", "response")
 
 
 class Conflict(Exception):
@@ -88,11 +86,20 @@ def _replay(key: str | None, user) -> Decision | None:
     return found
 
 
-def _bump(candidate: Candidate, **fields) -> None:
-    for name, value in fields.items():
+def _dequeue(candidate: Candidate, *, status: str, **fields) -> None:
+    """queue.candidates_dequeue for one locked candidate, mirrored on the instance."""
+    queue.candidates_dequeue(candidate_ids=[candidate.pk], status=status, **fields)
+    for name, value in {"status": status, **fields}.items():
         setattr(candidate, name, value)
     candidate.version += 1
-    candidate.save(update_fields=[*fields, "version", "updated_at"])
+
+
+def _requeue(candidate: Candidate, **fields) -> None:
+    """queue.candidates_requeue for one locked candidate, mirrored on the instance."""
+    if queue.candidates_requeue(project=candidate.project, candidates=[candidate], **fields):
+        for name, value in {"status": PENDING, "decided_at": None, **fields}.items():
+            setattr(candidate, name, value)
+        candidate.version += 1
 
 
 def _held_slot(candidate: Candidate, user) -> ReviewSlot:
@@ -181,49 +188,43 @@ def _decide(*, candidate_id, user, action, version, key, reason, comment, instru
     slot.save(update_fields=["state", "done_at", "claim_expires_at"])
     Draft.objects.filter(candidate=candidate, reviewer=user).delete()
     if action == FLAG:
-        _bump(candidate, status=FLAGGED)
+        # Held for discussion: out of the queue, the other reviewers' slots with it.
+        _dequeue(candidate, status=FLAGGED)
     else:
-        _settle(candidate)
+        candidate_settle(candidate=candidate)
     return decision
 
 
-def effective_verdicts(candidate: Candidate) -> list[Decision]:
-    """Each reviewer's standing verdict (latest approve/edit/reject not undone)."""
-    latest: dict[int, Decision] = {}
-    for d in candidate.decisions.filter(
-        action__in=VERDICTS, reviewer__isnull=False, undone_by__isnull=True
-    ).select_related("reviewer"):
-        latest[d.reviewer_id] = d
-    return list(latest.values())
+def candidate_settle(*, candidate: Candidate) -> None:
+    """When every slot is done, turn the verdicts into approved / rejected / adjudication.
 
-
-def _settle(candidate: Candidate) -> None:
-    """When every slot is done, turn the verdicts into approved / rejected / adjudication."""
+    The caller holds the candidate's row lock.
+    """
     if candidate.slots.exclude(state=ReviewSlot.DONE).exists():
         return
-    verdicts = effective_verdicts(candidate)
+    verdicts = list(verdicts_standing(candidate=candidate))
     if not verdicts:
         return
     now = timezone.now()
     if all(d.action == REJECT for d in verdicts):
-        _bump(candidate, status=REJECTED, decided_at=now)
+        _dequeue(candidate, status=REJECTED, decided_at=now)
         return
     finals = {(d.instruction.strip(), d.response.strip()) for d in verdicts}
     if any(d.action == REJECT for d in verdicts) or len(finals) > 1:
-        _bump(candidate, status=ADJUDICATION)
+        _dequeue(candidate, status=ADJUDICATION)
         return
-    _apply(candidate, verdicts[0], status=APPROVED, decided_at=now)
+    _approve_version(candidate, verdicts[0], decided_at=now)
 
 
-def _apply(candidate: Candidate, source: Decision, **fields) -> None:
-    """Make `source`'s texts the candidate's (applied revisions for what changed), bump version."""
+def _approve_version(candidate: Candidate, source: Decision, **fields) -> None:
+    """Approve with `source`'s texts (applied revisions for what changed)."""
     changed = [f for f in EDITABLE_FIELDS if getattr(source, f) != getattr(candidate, f)]
     updates = dict(fields)
     for name in changed:
         updates[name] = getattr(source, name)
     if changed:
         updates["edited"] = True
-    _bump(candidate, **updates)
+    _dequeue(candidate, status=APPROVED, **updates)
     Revision.objects.bulk_create(
         [
             Revision(candidate=candidate, field=name, text=getattr(candidate, name),
@@ -231,19 +232,6 @@ def _apply(candidate: Candidate, source: Decision, **fields) -> None:
             for name in changed
         ]
     )
-
-
-def text_at_version(*, candidate: Candidate, version: int) -> dict[str, str]:
-    """The candidate's texts as they stood at `version` (from applied revisions)."""
-    out = {}
-    for name in EDITABLE_FIELDS:
-        rev = (
-            candidate.revisions.filter(field=name, applied=True, candidate_version__lte=version)
-            .order_by("-candidate_version", "-id")
-            .first()
-        )
-        out[name] = rev.text if rev else getattr(candidate, name)
-    return out
 
 
 def draft_save(*, candidate_id: int, user, version: int, instruction: str, response: str) -> Draft:
@@ -297,7 +285,8 @@ def decision_undo_last(*, project: Project, user, idempotency_key: str | None = 
         if candidate.status != PENDING:
             before = text_at_version(candidate=candidate, version=last.candidate_version)
             restore = {f: t for f, t in before.items() if t != getattr(candidate, f)}
-            _bump(candidate, status=PENDING, decided_at=None, **restore)
+            # Back in the queue with all its slots (a flag closed the others' slots).
+            _requeue(candidate, **restore)
             Revision.objects.bulk_create(
                 [Revision(candidate=candidate, field=f, text=t, author=user,
                           candidate_version=candidate.version) for f, t in restore.items()]
@@ -345,30 +334,16 @@ def candidate_adjudicate(
         )
         if choice is None:
             decision.reason = reason
-            _bump(candidate, status=REJECTED, decided_at=now)
+            _dequeue(candidate, status=REJECTED, decided_at=now)
         else:
             chosen = candidate.decisions.filter(pk=choice, action__in=(APPROVE, EDIT)).first()
             if chosen is None:
                 raise InvalidInput("choice: not an approved version of this candidate")
             decision.instruction, decision.response = chosen.instruction, chosen.response
             decision.system_note = f"chose the version of decision {chosen.pk}"
-            _apply(candidate, chosen, status=APPROVED, decided_at=now)
-        # Nobody reviews a settled candidate further.
-        candidate.slots.exclude(state=ReviewSlot.DONE).update(
-            state=ReviewSlot.DONE, done_at=now, claim_expires_at=None
-        )
+            _approve_version(candidate, chosen, decided_at=now)
         decision.save()
         return decision
-
-
-def system_rejection(candidate: Candidate) -> Decision | None:
-    """The automatic rejection that stands on this candidate, if that is why it is rejected."""
-    if candidate.status != REJECTED:
-        return None
-    last = candidate.decisions.exclude(action=UNDO).filter(undone_by__isnull=True).order_by("-id").first()
-    if last is not None and last.reviewer_id is None and last.action == REJECT:
-        return last
-    return None
 
 
 def candidate_overturn_auto_reject(*, candidate_id: int, user, version: int) -> ReviewSlot:
@@ -379,12 +354,7 @@ def candidate_overturn_auto_reject(*, candidate_id: int, user, version: int) -> 
         auto = system_rejection(candidate)
         if auto is None:
             raise Conflict("Only an automatic rejection can be overturned here.", candidate=candidate)
-        _bump(candidate, status=PENDING, decided_at=None)
-        # Slots settled by the system (no reviewer) become reviewable again.
-        candidate.slots.filter(reviewer__isnull=True).update(
-            state=ReviewSlot.OPEN, done_at=None, claim_expires_at=None
-        )
-        slots_create(project=candidate.project, candidates=[candidate])
+        _requeue(candidate)
         AuditEntry.objects.create(
             project=candidate.project, user=user, action="overturn_auto_reject",
             details={"candidate": candidate.pk, "decision": auto.pk, "note": auto.system_note},

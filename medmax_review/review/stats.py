@@ -27,13 +27,14 @@ from medmax_review.review.models import (
     PENDING,
     REJECT,
     REJECTED,
+    VERDICTS,
     Candidate,
     Decision,
 )
+from medmax_review.review.selectors import verdicts_standing
 
 # A gap longer than this between two decisions of one reviewer is a break, not work time.
 GAP_CAP_SECONDS = 600
-VERDICT_ACTIONS = (APPROVE, EDIT, REJECT)
 PROGRESS_STATUSES = (APPROVED, REJECTED, PENDING, ADJUDICATION)
 
 
@@ -89,19 +90,12 @@ def krippendorff_alpha_nominal(units: Iterable[Iterable[Hashable | None]]) -> fl
 
 
 def verdicts_by_candidate(*, project: Project) -> dict[int, dict[int, str]]:
-    """{candidate_id: {reviewer_id: "approve" | "reject"}}: each reviewer's standing verdict.
+    """{candidate_id: {reviewer_id: "approve" | "reject"}}: each reviewer's standing verdict
+    (selectors.verdicts_standing says which decisions those are).
 
-    Edits count as approvals (the record is kept); undone decisions and system decisions are
-    left out; a reviewer's later verdict replaces an earlier one.
+    Edits count as approvals: the record is kept.
     """
-    rows = (
-        Decision.objects.filter(
-            candidate__project=project, reviewer__isnull=False, action__in=VERDICT_ACTIONS,
-            undone_by__isnull=True,
-        )
-        .order_by("id")
-        .values_list("candidate_id", "reviewer_id", "action")
-    )
+    rows = verdicts_standing(project=project).values_list("candidate_id", "reviewer_id", "action")
     out: dict[int, dict[int, str]] = defaultdict(dict)
     for candidate_id, reviewer_id, action in rows:
         out[candidate_id][reviewer_id] = REJECT if action == REJECT else APPROVE
@@ -182,7 +176,7 @@ def reviewer_throughput(*, project: Project, reviewer_id: int | None = None) -> 
         with connection.cursor() as cursor:
             cursor.execute(THROUGHPUT_SQL, {
                 "project": project.id, "reviewer": reviewer_id,
-                "verdicts": [*VERDICT_ACTIONS, ADJUDICATE], "edit": EDIT, "cap": GAP_CAP_SECONDS,
+                "verdicts": [*VERDICTS, ADJUDICATE], "edit": EDIT, "cap": GAP_CAP_SECONDS,
             })
             rows = [
                 {"reviewer_id": rid, "decisions": n, "verdicts": verdicts, "edits": edits,
@@ -215,7 +209,7 @@ def reviewer_throughput_python(*, project: Project, reviewer_id: int | None = No
             rid, {"reviewer_id": rid, "decisions": 0, "edits": 0, "verdicts": 0, "gaps": []}
         )
         entry["decisions"] += 1
-        if action in VERDICT_ACTIONS or action == ADJUDICATE:
+        if action in VERDICTS or action == ADJUDICATE:
             entry["verdicts"] += 1
         if action == EDIT:
             entry["edits"] += 1

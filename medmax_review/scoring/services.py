@@ -9,10 +9,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, FloatField, Value, When
-from django.utils import timezone
 
 from medmax_review.core.medmax import IMAGE_NONE
-from medmax_review.review.models import PENDING, REJECT, REJECTED, Candidate, Decision, ReviewSlot
+from medmax_review.review.models import PENDING, Candidate, Decision, ReviewSlot
+from medmax_review.review.queue import candidates_system_reject
 from medmax_review.scoring.models import (
     CandidateBand,
     CandidateSignature,
@@ -379,7 +379,6 @@ def _auto_reject(batch: list[Candidate]) -> None:
     decided = set(
         Decision.objects.filter(candidate_id__in=breaches).values_list("candidate_id", flat=True)
     )
-    now = timezone.now()
     for candidate_id, (name, value, threshold) in breaches.items():
         if candidate_id in decided:
             continue  # a human (or an earlier auto-reject) already decided: never overrule it
@@ -388,14 +387,11 @@ def _auto_reject(batch: list[Candidate]) -> None:
         locked = Candidate.objects.select_for_update().filter(id=candidate_id, status=PENDING).first()
         if locked is None or locked.decisions.exists():
             continue
-        Decision.objects.create(
-            candidate=locked, reviewer=None, action=REJECT,
+        # The review queue's own system rejection: it closes claimed slots too, so a reviewer
+        # holding this candidate is not handed it back read-only.
+        candidates_system_reject(
+            candidates=[locked],
             reason=_reject_reason(name, locked.scores.get(name) or {}),
-            system_note=f"auto-rejected: {name} score {value:.2f} is below the project's "
-                        f"threshold {threshold:.2f}",
-            candidate_version=locked.version,
+            note=f"auto-rejected: {name} score {value:.2f} is below the project's "
+                 f"threshold {threshold:.2f}",
         )
-        Candidate.objects.filter(id=candidate_id).update(
-            status=REJECTED, version=locked.version + 1, decided_at=now, updated_at=now,
-        )
-        ReviewSlot.objects.filter(candidate_id=candidate_id, state=ReviewSlot.OPEN).delete()
