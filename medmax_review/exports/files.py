@@ -1,11 +1,9 @@
-"""Streaming writers for the export formats: one row in, one line out, nothing held in memory.
-
-Output must be byte-stable: keys in a fixed order, compact separators, UTF-8 kept as is, "\\n"
-line ends, and nothing that depends on when or where the export ran.
+"""Files of an export: written under a hidden temporary name, hashed on the fly, renamed when
+complete, so a crash never leaves a file that looks whole; images placed by content hash; the
+deterministic, streamed images.tar.
 """
 
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -13,70 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medmax_review.core.medmax import IMAGE, SEPARATOR
-
 PARTIAL_SUFFIX = ".partial"
-
-
-@dataclass
-class ExportLine:
-    """What a writer needs for one row; built by the service from the DB and validated first."""
-
-    text: str  # the MedMax `text`: prompt, separator, response, <image> in place
-    image_path: str  # "images/<sha256>.<ext>", or "" for credentialed rows and rows without image
-    task: str
-    source: str
-    credential: str  # "yes" / "no"
-    provenance: dict | None = None  # fixed-order extra columns, only with the provenance flag
-
-
-def _dumps(obj: dict, row: ExportLine) -> str:
-    """Close a row with the columns every format shares, then one compact JSON line."""
-    obj.update(task=row.task, source=row.source, credential=row.credential)
-    if row.provenance is not None:
-        obj.update(row.provenance)
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def medmax_line(row: ExportLine) -> str:
-    """A MedMax row: text, image_path, task, source, credential (no `tokens`: no tokenizer here).
-
-    Credentialed rows keep the `image_path` key with an empty value, as the published MedMax
-    rows for credentialed sources do, so every row has the same columns.
-    """
-    return _dumps({"text": row.text, "image_path": row.image_path}, row)
-
-
-def _parts(segment: str) -> list[dict]:
-    """Text and image parts of one turn, the image where the <image> placeholder stood."""
-    parts: list[dict] = []
-    pieces = segment.split(IMAGE)
-    for i, piece in enumerate(pieces):
-        if i:
-            parts.append({"type": "image"})
-        if piece.strip():
-            parts.append({"type": "text", "text": piece.strip()})
-    return parts
-
-
-def chat_line(row: ExportLine) -> str:
-    """A chat row: user/assistant messages with image parts and an `images` list.
-
-    Credentialed rows keep their `{"type": "image"}` part but list no image: the trainer
-    supplies it from its own licensed copy (the row says credential "yes").
-    """
-    prompt, answer = row.text.split(SEPARATOR, 1)
-    obj = {
-        "messages": [
-            {"role": "user", "content": _parts(prompt)},
-            {"role": "assistant", "content": _parts(answer)},
-        ],
-        "images": [row.image_path] if row.image_path else [],
-    }
-    return _dumps(obj, row)
-
-
-FORMATS: dict[str, Callable[[ExportLine], str]] = {"medmax": medmax_line, "chat": chat_line}
 
 
 class Abandoned(Exception):  # noqa: N818 - a signal, not an error
@@ -104,8 +39,8 @@ class FileDigest:
 
 
 @dataclass
-class AtomicLineFile:
-    """A JSONL file written under a temporary name, hashed on the fly, renamed when complete."""
+class AtomicFile:
+    """A file written under a temporary name, hashed on the fly, renamed when complete."""
 
     final: Path
     digest: object = field(default_factory=hashlib.sha256)
@@ -114,16 +49,20 @@ class AtomicLineFile:
 
     def __post_init__(self):
         self.temp = partial_name(self.final)
+        self.temp.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.temp, "wb")  # noqa: SIM115 - closed by commit() or abort()
 
-    def write(self, line: str) -> None:
-        data = line.encode("utf-8")
+    def write(self, text: str | bytes) -> None:
+        """Append text (UTF-8) or bytes; `lines` counts the calls (one row each for JSONL)."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
         self._fh.write(data)
         self.digest.update(data)
         self.size += len(data)
         self.lines += 1
 
-    def commit(self) -> FileDigest:
+    def commit(self, final: Path | None = None) -> FileDigest:
+        """Publish under the final name (or `final`, when it is only known at the end)."""
+        self.final = final or self.final
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()

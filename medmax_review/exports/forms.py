@@ -2,16 +2,23 @@ from django import forms
 
 from medmax_review.core.medmax import TASK_CHOICES
 from medmax_review.exports import services
+from medmax_review.exports.writers import FORMATS
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import SourceRecord
 
 
 class ExportForm(forms.Form):
-    format = forms.ChoiceField(
-        choices=[("medmax", "MedMax JSONL"), ("chat", "Chat JSONL (messages + images)")]
-    )
+    format = forms.ChoiceField(choices=[(name, w.label) for name, w in FORMATS.items()])
     images = forms.ChoiceField(
-        choices=[("copy", "images/ folder"), ("archive", "one images.tar"), ("none", "no images")]
+        choices=[("copy", "images/ folder (inside the files for Parquet)"),
+                 ("archive", "one images.tar"), ("none", "no images")]
+    )
+    task_names = forms.ChoiceField(
+        choices=[("canonical", "canonical (vqa, image_generation)"),
+                 ("source", "as imported (VQA, Image Generation)")],
+        initial="canonical", required=False, label="Task names",
+        help_text="as imported: each record's own task spelling, and a re-exported MedMax row's"
+                  " own empty image_path",
     )
     split = forms.CharField(
         required=False, label="Split (train, validation, test)",
@@ -64,9 +71,8 @@ class ExportForm(forms.Form):
         try:
             data["options"] = services.export_options_clean(self.options_raw(data))
         except services.ExportOptionsError as exc:
-            field, _, _ = str(exc).partition(":")
-            if field in self.fields:
-                self.add_error(field, str(exc))
+            if exc.field in self.fields:
+                self.add_error(exc.field, str(exc))
             else:
                 raise forms.ValidationError(str(exc)) from exc
         return data
@@ -81,4 +87,5 @@ class ExportForm(forms.Form):
             "min_agreeing": data.get("min_agreeing") or 0,
             "since": data["since"].isoformat() if data.get("since") else None,
             "until": data["until"].isoformat() if data.get("until") else None,
+            "task_names": data.get("task_names"),
         }

@@ -61,6 +61,9 @@ class ExportRow:
     image_format: str
     image_file: str  # the store's own path under MEDIA_ROOT, never a path from imported data
     review: Review
+    task_name: str = ""  # the task as the imported file spelled it ("VQA"), when it came with one
+    image_path_imported: str | None = None  # a MedMax row's own image_path value, when kept
+    citation: str = ""  # the source's citation as the import kept it, when it had one
 
 
 def export_queryset(*, project: Project, options: dict) -> QuerySet:
@@ -93,6 +96,8 @@ def export_count(*, project: Project, options: dict) -> int:
 _COLUMNS = (
     "id", "record_id", "task", "instruction", "context", "response", "image_position",
     "template_ref", "template_version", "provenance__model", "edited",
+    # Kept by the import: the file's own task spelling and MedMax image_path value.
+    "provenance__task_name", "provenance__image_path",
 )
 
 
@@ -114,11 +119,16 @@ def export_batches(
         yield _join(rows, with_scores=bool(options.get("provenance")))
 
 
+def _text(value) -> str:
+    # A JSON key read through the ORM may hold any JSON value, or nothing.
+    return value if isinstance(value, str) else ""
+
+
 def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
     records = {
         r[0]: r
         for r in SourceRecord.objects.filter(id__in={row[1] for row in rows}).values_list(
-            "id", "source", "license", "credential", "image_id"
+            "id", "source", "license", "credential", "image_id", "meta__source_citation"
         )
     }
     image_ids = {r[4] for r in records.values() if r[4]}
@@ -132,19 +142,22 @@ def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
     out = []
     for row in rows:
         (cid, record_id, task, instruction, context, response, position, template_ref,
-         template_version, model, edited) = row[:11]
-        _, source, license_, credential, image_id = records[record_id]
+         template_version, model, edited, task_name, image_path_imported) = row[:13]
+        _, source, license_, credential, image_id, citation = records[record_id]
         image = images.get(image_id) if image_id else None
         out.append(ExportRow(
             candidate_id=cid, record_id=record_id, task=task, instruction=instruction,
             context=context, response=response, image_position=position,
             template_ref=template_ref, template_version=template_version,
-            model=model if isinstance(model, str) else "", edited=edited,
-            scores=row[11] if with_scores else None,
+            model=_text(model), edited=edited,
+            scores=row[13] if with_scores else None,
             source=source, license=license_, credential=credential,
             image_sha256=image[1] if image else "", image_format=image[3] if image else "",
             image_file=image[2] if image else "",
             review=reviews.get(cid, Review()),
+            task_name=_text(task_name),
+            image_path_imported=image_path_imported if image_path_imported == "" else None,
+            citation=_text(citation),
         ))
     return out
 

@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from medmax_review.core.access import project_for
-from medmax_review.exports import selectors, services, writers
+from medmax_review.exports import selectors, services
+from medmax_review.exports.files import tar_stream
 from medmax_review.exports.forms import ExportForm
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects.models import ADJUDICATOR, ADMIN
@@ -92,7 +93,7 @@ def export_download(request, slug, number):
     top = f"{project.slug}-v{version.number}"
     members = [(f"{top}/{f}", folder / f) for f in files]
     response = StreamingHttpResponse(
-        writers.tar_stream(members=members), content_type="application/x-tar"
+        tar_stream(members=members), content_type="application/x-tar"
     )
     response["Content-Disposition"] = f'attachment; filename="{top}.tar"'
     return response

@@ -28,7 +28,8 @@ def test_export_dataset_writes_version_folder_under_out(project, vqa_rad, tmp_pa
     assert f"v1: 149 rows written to {tmp_path / 'v1'}" in first
     assert "1 rows left out" in first and "text must contain exactly one" in first
     assert {p.name for p in (tmp_path / "v1").iterdir()} == {
-        "train.jsonl", "validation.jsonl", "test.jsonl", "images.tar", "manifest.json"
+        "train.jsonl", "validation.jsonl", "test.jsonl", "images.tar", "manifest.json",
+        "README.md", "ATTRIBUTION.md",
     }
     row = json.loads((tmp_path / "v1/train.jsonl").read_text().splitlines()[0])
     assert set(row) >= {"messages", "images", "candidate_id", "reviewers", "scores"}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from medmax_review.core import medmax
-from medmax_review.exports import services, writers
+from medmax_review.exports import files, services
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects import services as project_services
 from medmax_review.review.models import (
@@ -90,7 +90,7 @@ def test_manifest_lists_counts_hashes_and_versions(project, vqa_rad):
     for name, entry in manifest["files"].items():
         data = (folder / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    assert len(manifest["files"]) == 1 + 75
+    assert len(manifest["files"]) == 1 + 2 + 75  # data, README and ATTRIBUTION, images
     row = read_jsonl(folder / "data.jsonl")[0]
     assert row["model"] == "SmolLM2-135M-Instruct" and row["decision"] == "approve"
     assert row["edited"] is False and row["template_version"] == 2
@@ -110,7 +110,7 @@ def test_export_again_is_byte_identical(project, vqa_rad, tmp_path):
     _, b = export(project, tmp_path, split="0.8,0.1,0.1")
     assert a != b
     assert data_files(a) == data_files(b)
-    assert len(data_files(a)) == 3 + 75
+    assert len(data_files(a)) == 3 + 2 + 75
 
 
 def test_round_trip_through_medmax_import_is_byte_identical(project, vqa_rad, tmp_path):
@@ -122,7 +122,15 @@ def test_round_trip_through_medmax_import_is_byte_identical(project, vqa_rad, tm
     assert report.errors == [] and report.candidates_created == report.rows
     _, second = export(copy, tmp_path / "two")
     # then the data files and images are byte-identical
-    assert data_files(first) == data_files(second)
+    notices = {"README.md", "ATTRIBUTION.md"}
+    data = {k: v for k, v in data_files(first).items() if k not in notices}
+    assert data == {k: v for k, v in data_files(second).items() if k not in notices}
+    assert len(data) == 1 + 75
+    # and the notices differ only because MedMax rows carry no licence: the source is still
+    # credited, by its known citation
+    assert "CC0-1.0" in (first / "ATTRIBUTION.md").read_text()
+    assert "no licence recorded" in (second / "ATTRIBUTION.md").read_text()
+    assert "Lau JJ" in (second / "ATTRIBUTION.md").read_text()
     assert Candidate.objects.filter(project=copy, status=APPROVED).count() == report.rows
 
 
@@ -177,12 +185,15 @@ def test_credentialed_rows_carry_no_image_path_or_bytes(project, demo_data):
     approve_records(project, [record])
     version, folder = export(project)
     (row,) = read_jsonl(folder / "data.jsonl")
-    assert row["image_path"] == "" and row["credential"] == "yes"
+    # the MedMax row keeps its placeholder (as MedMax publishes such rows), with a null path
+    assert row["image_path"] is None and row["credential"] == "yes"
     assert row["text"].startswith(medmax.IMAGE)
     assert not (folder / "images").exists() or not any((folder / "images").iterdir())
     _, chat = export(project, format="chat")
     (chat_row,) = read_jsonl(chat / "data.jsonl")
+    # and the chat row has no image part for an image it does not give (TRL pairs them)
     assert chat_row["images"] == [] and chat_row["credential"] == "yes"
+    assert chat_row["messages"][0]["content"] == [{"type": "text", "text": record.question}]
 
 
 def test_imported_path_string_is_never_used(project, demo_data):
@@ -264,7 +275,8 @@ def test_min_agreeing_leaves_out_rows_without_enough_reviews(project, vqa_rad):
     assert version.manifest["excluded"]["reasons"] == {
         "N agreeing reviews, fewer than the N required": 150
     }
-    assert (folder / "data.jsonl").read_bytes() == b""
+    # and no data file is written for a split without rows; the manifest says so
+    assert not (folder / "data.jsonl").exists() and version.manifest["empty_splits"] == ["train"]
 
 
 def test_options_are_checked_with_the_field_named(project):
@@ -280,14 +292,14 @@ def test_options_are_checked_with_the_field_named(project):
 
 def test_crash_mid_export_leaves_no_complete_looking_file(project, vqa_rad, monkeypatch):
     # given a writer that fails half way through
-    original = writers.AtomicLineFile.write
+    original = files.AtomicFile.write
 
     def failing(self, line):
         if self.lines == 75:
             raise OSError("disk full")
         original(self, line)
 
-    monkeypatch.setattr(writers.AtomicLineFile, "write", failing)
+    monkeypatch.setattr(files.AtomicFile, "write", failing)
     version = services.dataset_version_create(project=project, options={})
     folder = services.dataset_version_folder(version)
     # when built
@@ -299,7 +311,7 @@ def test_crash_mid_export_leaves_no_complete_looking_file(project, vqa_rad, monk
 
 
 def test_partial_file_is_hidden_until_commit(tmp_path):
-    handle = writers.AtomicLineFile(tmp_path / "train.jsonl")
+    handle = files.AtomicFile(tmp_path / "train.jsonl")
     handle.write('{"a":1}\n')
     assert not (tmp_path / "train.jsonl").exists()
     assert (tmp_path / ".train.jsonl.partial").exists()
@@ -404,8 +416,8 @@ def test_images_none_names_paths_without_copying(project, vqa_rad):
     rows = read_jsonl(folder / "data.jsonl")
     assert all(r["image_path"].startswith("images/") for r in rows)
     assert not (folder / "images").exists() and not (folder / "images.tar").exists()
-    assert version.manifest["images"] == {"mode": "none", "count": 0}
-    assert set(version.manifest["files"]) == {"data.jsonl"}
+    assert version.manifest["images"] == {"mode": "none", "count": 0, "embedded": 0}
+    assert set(version.manifest["files"]) == {"data.jsonl", "README.md", "ATTRIBUTION.md"}
 
 
 def test_store_path_leaving_media_root_is_refused(project, demo_data):
@@ -422,7 +434,7 @@ def test_store_path_leaving_media_root_is_refused(project, demo_data):
         "candidate_id": candidate.pk, "record_id": record.pk,
         "reasons": ["image file lies outside the image store"],
     }]
-    assert (folder / "data.jsonl").read_bytes() == b""
+    assert not (folder / "data.jsonl").exists()
 
 
 def test_version_files_listed_names_data_files_and_counts_images(project, vqa_rad):
@@ -432,7 +444,8 @@ def test_version_files_listed_names_data_files_and_counts_images(project, vqa_ra
     files, images = services.version_files_listed(version)
     # then each data file comes with its manifest entry, the manifest last without one
     assert [name for name, _ in files] == [
-        "test.jsonl", "train.jsonl", "validation.jsonl", "manifest.json"
+        "ATTRIBUTION.md", "README.md", "test.jsonl", "train.jsonl", "validation.jsonl",
+        "manifest.json",
     ]
     assert all(entry == version.manifest["files"][name] for name, entry in files[:-1])
     assert files[-1][1] is None

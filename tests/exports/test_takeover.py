@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from medmax_review.exports import services, writers
+from medmax_review.exports import build, files, services
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects import services as project_services
 from tests.exports.conftest import export, login
@@ -94,9 +94,9 @@ def test_dataset_version_build_superseded_stops_without_touching_files(
     settings.EXPORT_STALE_SECONDS = 30
     version, folder = died_mid_build(project, silent_for=60)
     assert services.dataset_version_claim(version_id=version.pk) == (2, True)
-    stalled = services._Build(version=version, folder=folder, attempt=1)
+    stalled = build._Build(version=version, folder=folder, attempt=1)
     # when the stalled build wakes up and beats, then it learns it lost the version
-    with pytest.raises(services._Superseded):
+    with pytest.raises(build._Superseded):
         stalled.beat(force=True)
     assert partials(folder) == [".0123.jpg.partial", ".train.jsonl.partial"]
     assert DatasetVersion.objects.get(pk=version.pk).attempts == 2
@@ -188,7 +188,7 @@ def test_export_detail_live_version_is_not_called_stale(client, project, admin_u
     assert "No progress" not in body and "/retry/" not in body
 
 
-@pytest.mark.parametrize("raised,temp_left", [(writers.Abandoned, True), (OSError, False)])
+@pytest.mark.parametrize("raised,temp_left", [(files.Abandoned, True), (OSError, False)])
 def test_tar_write_interrupted_keeps_temp_only_when_abandoned(tmp_path, raised, temp_left):
     # given an archive being written whose progress callback stops it after the first member
     member = tmp_path / "a.bin"
@@ -197,13 +197,13 @@ def test_tar_write_interrupted_keeps_temp_only_when_abandoned(tmp_path, raised, 
 
     def stop():
         # the temporary file exists: a takeover may already have started its own
-        assert writers.partial_name(target).exists()
+        assert files.partial_name(target).exists()
         raise raised("stop")
 
     # when it is stopped, then an abandoned writer leaves the temp file to its new owner
     with pytest.raises(raised):
-        writers.tar_write(members=[("images/a.bin", member)], target=target, progress=stop)
-    assert writers.partial_name(target).exists() is temp_left
+        files.tar_write(members=[("images/a.bin", member)], target=target, progress=stop)
+    assert files.partial_name(target).exists() is temp_left
     assert not target.exists()
 
 

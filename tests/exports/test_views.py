@@ -121,7 +121,8 @@ def test_export_download_file_and_tar(client, project, adjudicator, vqa_rad):
         assert tar.extractfile("chest-v1/manifest.json").read() == (
             folder / "manifest.json"
         ).read_bytes()
-    assert "chest-v1/test.jsonl" in names and len(names) == 3 + 75 + 1
+    assert "chest-v1/test.jsonl" in names and "chest-v1/README.md" in names
+    assert len(names) == 3 + 2 + 75 + 1  # splits, README and ATTRIBUTION, images, manifest
 
 
 def test_export_download_refuses_names_outside_the_manifest(client, project, admin_user, vqa_rad):

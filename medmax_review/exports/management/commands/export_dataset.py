@@ -27,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-agreeing", type=int, default=0)
         parser.add_argument("--since", help="decided on or after this date (YYYY-MM-DD)")
         parser.add_argument("--until", help="decided on or before this date (YYYY-MM-DD)")
+        parser.add_argument(
+            "--task-names", choices=services.TASK_NAMES, default="canonical",
+            help="canonical (vqa) or source: each record's imported spelling (VQA), and a"
+                 " re-exported MedMax row's own empty image_path",
+        )
 
     def handle(self, *args, **opts):
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -37,6 +42,7 @@ class Command(BaseCommand):
             "provenance": opts["provenance"], "tasks": opts["task"], "sources": opts["source"],
             "licenses": opts["license"], "exclude_licenses": opts["exclude_license"],
             "min_agreeing": opts["min_agreeing"], "since": opts["since"], "until": opts["until"],
+            "task_names": opts["task_names"],
         }
         try:
             version = services.dataset_version_create(
@@ -54,6 +60,8 @@ class Command(BaseCommand):
         ))
         for name, count in manifest["counts"]["split"].items():
             self.stdout.write(f"  {name}: {count} rows")
+        if manifest["empty_splits"]:
+            self.stdout.write(f"  no rows, so no file: {', '.join(manifest['empty_splits'])}")
         excluded = manifest["excluded"]
         if excluded["rows"]:
             self.stdout.write(self.style.WARNING(

@@ -1,0 +1,493 @@
+"""The build engine: one worker claims a version, streams its approved rows through the format's
+writer, and publishes the files and the manifest.
+
+A version's folder holds the data files (one per split that has rows), the images
+(images/<sha256>.<ext>, or images.tar, or inside the data files for Parquet, or none), README.md
+(a dataset card naming the data files), ATTRIBUTION.md, any file the format's trainer needs, and
+manifest.json, written last. Every file is written under a hidden ".<name>.partial" name and
+renamed only when complete, so a crash never leaves a file that looks whole. The files hold
+nothing about when or by whom they were made: the same approved set and options give
+byte-identical files.
+
+Images are looked up only by the content hash stored with the record, never through a path
+string that came with imported data. Credentialed rows never carry their image; with images
+"none", rows still name images/<sha256>.<ext>, the path the image would have, so it can be
+supplied from the store later.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import reset_queries
+from django.db.models import F, Q
+from django.utils import timezone
+
+import medmax_review
+from medmax_review.core.medmax import build_text, check_text
+from medmax_review.exports import cards, files, selectors, writers
+from medmax_review.exports.models import DatasetVersion
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+SINGLE_FILE = writers.SINGLE
+MANIFEST = "manifest.json"
+IMAGES_DIR = "images"
+IMAGES_ARCHIVE = "images.tar"
+EXCLUDED_LISTED = 1000  # rows listed one by one in the manifest; the rest only counted
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_EXT = re.compile(r"^[a-z0-9]{1,8}$")
+_DIGITS = re.compile(r"\d+")
+
+
+def dataset_version_folder(version: DatasetVersion) -> Path:
+    path = Path(version.path)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+
+
+def split_of(key: str, proportions: list[float]) -> str:
+    """train / validation / test from a hash of `key`: the same key always lands in one split."""
+    digest = hashlib.sha256(f"split:{key}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    total = 0.0
+    for name, share in zip(SPLITS, proportions, strict=True):
+        total += share
+        if point < total:
+            return name
+    return [n for n, s in zip(SPLITS, proportions, strict=True) if s > 0][-1]
+
+
+def dataset_version_claim(*, version_id: int) -> tuple[int, bool] | None:
+    """Take the build for this worker: (attempt number, taken over), or None if not claimable.
+
+    A pending version, or a running one whose heartbeat went stale (its worker died), can be
+    claimed; each is one conditional UPDATE, so exactly one worker wins even when several
+    receive the task at once.
+    """
+    now = timezone.now()
+    changes = {"status": DatasetVersion.RUNNING, "heartbeat_at": now, "rows_done": 0,
+               "attempts": F("attempts") + 1}
+    stale = now - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
+    mine = DatasetVersion.objects.filter(pk=version_id)
+    for claimable, taken_over in (
+        (Q(status=DatasetVersion.PENDING), False),
+        (Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=stale), True),
+    ):
+        if mine.filter(claimable).update(**changes):
+            return mine.values_list("attempts", flat=True).get(), taken_over
+    return None
+
+
+def dataset_version_build(*, version_id: int) -> DatasetVersion:
+    """Write the version's files, once: a version done, failed or held by a live worker is
+    returned as it is. A version whose worker died is rebuilt from scratch; the output is
+    deterministic, so the result is byte-identical to an uninterrupted build."""
+    claim = dataset_version_claim(version_id=version_id)
+    version = DatasetVersion.objects.select_related("project").get(pk=version_id)
+    if claim is None:
+        return version
+    attempt, taken_over = claim
+    folder = dataset_version_folder(version)
+    if taken_over:
+        # The folder is this version's own, made by the build that died, unless that build
+        # died before making it and another export sits there: that one is left alone.
+        other = _other_export_in(folder, version)
+        if other:
+            return _fail(version, attempt, f"the folder {folder} holds {other}; nothing was written")
+        folder.mkdir(parents=True, exist_ok=True)
+        version_leftovers_remove(folder=folder)
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            return _fail(version, attempt, f"the folder {folder} already exists; nothing was written")
+    try:
+        manifest = _Build(version=version, folder=folder, attempt=attempt).run()
+    except _Superseded:
+        # Another worker took the version over while this one stalled: its files now.
+        logger.warning("export v%s of %s: taken over by another worker", version.number,
+                       version.project.slug)
+        version.refresh_from_db()
+        return version
+    except Exception as exc:
+        logger.exception("export v%s of %s failed", version.number, version.project.slug)
+        # Only ever this version's own folder: created above.
+        shutil.rmtree(folder, ignore_errors=True)
+        return _fail(version, attempt, f"{type(exc).__name__}: {exc}")
+    DatasetVersion.objects.filter(pk=version.pk, attempts=attempt).update(
+        status=DatasetVersion.DONE, manifest=manifest, finished_at=timezone.now(),
+        rows_done=manifest["rows_read"], heartbeat_at=timezone.now(),
+    )
+    version.refresh_from_db()
+    return version
+
+
+def _other_export_in(folder: Path, version: DatasetVersion) -> str:
+    """What the folder holds if it is not this version's: "" when it is, or has no manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError):
+        return "an unreadable manifest.json"
+    mine = (version.project.slug, version.number, version.created_at.isoformat())
+    found = (manifest.get("project"), manifest.get("version"), manifest.get("created_at"))
+    return "" if found == mine else f"export v{found[1]} of {found[0]}"
+
+
+def version_leftovers_remove(*, folder: Path) -> list[str]:
+    """Remove what an interrupted build of this version may have left: every hidden
+    ".partial" file or folder and every file a build of any format writes. Returns the names
+    removed."""
+    removed = []
+    names = writers.top_names([*SPLITS, SINGLE_FILE]) | {
+        MANIFEST, IMAGES_ARCHIVE, IMAGES_DIR, cards.README, cards.ATTRIBUTION,
+    }
+    for name in sorted(names):
+        for path in (folder / name, files.partial_name(folder / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(path.name)
+    for path in folder.glob(f".*{files.PARTIAL_SUFFIX}"):
+        # Any other partial (a build of another app version may name files differently).
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(path.name)
+    return sorted(removed)
+
+
+class _Superseded(files.Abandoned):
+    """This build lost the version to another worker (it was silent past the stale limit)."""
+
+
+def _fail(version: DatasetVersion, attempt: int, error: str) -> DatasetVersion:
+    DatasetVersion.objects.filter(pk=version.pk, attempts=attempt).update(
+        status=DatasetVersion.FAILED, error=error, finished_at=timezone.now()
+    )
+    version.refresh_from_db()
+    return version
+
+
+@dataclass
+class _Stats:
+    """Counters only: their size depends on the number of tasks, sources, licences, not rows."""
+
+    rows: int = 0
+    by: dict[str, Counter] = field(
+        default_factory=lambda: {k: Counter() for k in ("task", "source", "license", "split",
+                                                          "credential")}
+    )
+    uses: Counter = field(default_factory=Counter)  # (source, licence) -> rows
+    citations: dict = field(default_factory=dict)  # (source, licence) -> first citation met
+    excluded: int = 0
+    excluded_reasons: Counter = field(default_factory=Counter)
+    excluded_rows: list = field(default_factory=list)
+    templates: set = field(default_factory=set)
+    models: set = field(default_factory=set)
+    reviews: int = 0
+    reviewed: int = 0
+    multi_reviewed: int = 0
+    unanimous: int = 0
+    # Image names checked in this batch -> the file to embed (None when not embedding); reset
+    # per batch: a cache, not a record.
+    images: dict = field(default_factory=dict)
+    embedded: int = 0  # rows whose image bytes went into the data files
+
+    def count(self, row: selectors.ExportRow, split: str) -> None:
+        self.rows += 1
+        for key, value in (("task", row.task), ("source", row.source),
+                           ("license", row.license or "(none)"), ("split", split),
+                           ("credential", row.credential)):
+            self.by[key][value] += 1
+        self.uses[(row.source, row.license)] += 1
+        self.citations.setdefault((row.source, row.license), row.citation)
+        self.templates.add(f"{row.template_ref} (v{row.template_version})")
+        if row.model:
+            self.models.add(row.model)
+        review = row.review
+        self.reviews += review.human_verdicts
+        self.reviewed += review.human_verdicts > 0
+        if review.human_verdicts > 1:
+            self.multi_reviewed += 1
+            self.unanimous += review.unanimous
+
+    def exclude(self, row: selectors.ExportRow, reasons: list[str]) -> None:
+        self.excluded += 1
+        for reason in reasons:
+            self.excluded_reasons[_DIGITS.sub("N", reason)] += 1
+        if len(self.excluded_rows) < EXCLUDED_LISTED:
+            self.excluded_rows.append(
+                {"candidate_id": row.candidate_id, "record_id": row.record_id, "reasons": reasons}
+            )
+
+    def source_uses(self) -> list[cards.SourceUse]:
+        return [
+            cards.SourceUse(source, license_, rows, self.citations[(source, license_)])
+            for (source, license_), rows in sorted(self.uses.items())
+        ]
+
+
+class _Build:
+    def __init__(self, *, version: DatasetVersion, folder: Path, attempt: int):
+        self.version = version
+        self.attempt = attempt
+        # Beats between batches too (large images, the archive), well inside the stale limit.
+        self.beat_every = max(0.5, min(10.0, settings.EXPORT_STALE_SECONDS / 3))
+        self.last_beat = time.monotonic()
+        self.folder = folder
+        self.options = version.options
+        # Versions made before task_names existed wrote canonical names.
+        self.source_names = self.options.get("task_names") == "source"
+        self.writer = writers.FORMATS[version.format](folder)
+        self.stats = _Stats()
+        mode = self.options["images"]
+        self.image_dir = None  # "none", and formats that embed the bytes: nothing copied
+        if mode == "copy" and not self.writer.embeds_images:
+            self.image_dir = folder / IMAGES_DIR
+        elif mode == "archive":
+            self.image_dir = files.partial_name(folder / IMAGES_DIR)  # staging, tarred at the end
+        self.embed = mode != "none" and self.writer.embeds_images
+        self.names = list(SPLITS) if self.options["split"] else [SINGLE_FILE]
+        self.media_root = Path(settings.MEDIA_ROOT).resolve()
+        self.image_count = 0
+
+    def beat(self, *, force: bool = False, **changes) -> None:
+        """Save the heartbeat (and `changes`) while this build still owns the version."""
+        if not force and not changes and time.monotonic() - self.last_beat < self.beat_every:
+            return
+        owned = DatasetVersion.objects.filter(
+            pk=self.version.pk, status=DatasetVersion.RUNNING, attempts=self.attempt
+        ).update(heartbeat_at=timezone.now(), **changes)
+        if not owned:
+            raise _Superseded()
+        self.last_beat = time.monotonic()
+
+    def run(self) -> dict:
+        project, options = self.version.project, self.options
+        total = selectors.export_count(project=project, options=options)
+        self.beat(rows_total=total)
+        if self.image_dir:
+            self.image_dir.mkdir()
+        read = 0
+        try:
+            for batch in selectors.export_batches(
+                project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
+            ):
+                self.stats.images = {}
+                for row in batch:
+                    self.beat()
+                    line, problems = self._prepare(row)
+                    if problems:
+                        self.stats.exclude(row, problems)
+                        continue
+                    split = split_of(_split_key(row), options["split"]) if options["split"] else SINGLE_FILE
+                    self.writer.write(split, line)
+                    self.stats.count(row, split)
+                    self.stats.embedded += line.image_file is not None
+                read += len(batch)
+                self.beat(rows_done=read)
+                # With DEBUG on, Django keeps every query's SQL; batches of ids would add up.
+                reset_queries()
+            self.beat(force=True)  # still ours: publish
+            digests = self.writer.commit()
+        except _Superseded:
+            # The temporary names now belong to the build that took over: close, leave them.
+            self.writer.close()
+            raise
+        except BaseException:
+            self.writer.abort()
+            raise
+        digests.update(self._images())
+        empty = [writers.hf_split(n) for n in self.names if n not in self.writer.published]
+        for name, text in self._notices(empty).items():
+            digests[name] = _write_whole(self.folder / name, text)
+        files.fsync_dir(self.folder)
+        manifest = self._manifest(digests, read, empty)
+        self.beat(force=True)
+        _write_whole(self.folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+        files.fsync_dir(self.folder)
+        return manifest
+
+    def _notices(self, empty: list[str]) -> dict[str, str]:
+        """README.md (the dataset card), ATTRIBUTION.md and the format's own files."""
+        uses = self.stats.source_uses()
+        card = cards.dataset_card(
+            format_name=self.writer.name, format_label=self.writer.label,
+            files=self.writer.published, rows=dict(self.stats.by["split"]), sources=uses,
+            empty_splits=empty,
+        )
+        return {
+            cards.README: card, cards.ATTRIBUTION: cards.attribution_notice(uses),
+            **self.writer.extra_files(),
+        }
+
+    def _prepare(self, row: selectors.ExportRow) -> tuple[writers.ExportLine, list[str]]:
+        """The row to write and every reason it may not be published (empty: it may)."""
+        credentialed = row.credential == "yes"
+        # A credentialed row stands for an image held at its source even when we hold none.
+        has_image = bool(row.image_sha256) or credentialed
+        text = build_text(
+            instruction=row.instruction, context=row.context, response=row.response,
+            image_position=row.image_position,
+        )
+        problems = check_text(text, has_image=has_image)
+        min_agreeing = self.options["min_agreeing"]
+        if row.review.agreeing < min_agreeing:
+            problems.append(
+                f"{row.review.agreeing} agreeing reviews, fewer than the {min_agreeing} required"
+            )
+        line = writers.ExportLine(
+            key=str(row.candidate_id), text=text, image_path=None,
+            task=(row.task_name or row.task) if self.source_names else row.task,
+            source=row.source, credential="yes" if credentialed else "no",
+            provenance=self._provenance(row),
+            # A re-exported MedMax row keeps its own "" for a missing image, as published.
+            image_path_absent="" if self.source_names and row.image_path_imported == "" else None,
+        )
+        if not problems:
+            left_out = self.writer.left_out(line)
+            problems += [left_out] if left_out else []
+        if row.image_sha256 and not credentialed and not problems:
+            line.image_path, line.image_file, problem = self._image(row)
+            if problem:
+                problems.append(problem)
+        return line, problems
+
+    def _provenance(self, row: selectors.ExportRow) -> dict | None:
+        if not self.options["provenance"]:
+            return None
+        return {
+            "candidate_id": row.candidate_id,
+            "model": row.model,
+            "template": row.template_ref,
+            "template_version": row.template_version,
+            "reviewers": row.review.reviewers,
+            "decision": row.review.final,
+            "edited": row.edited,
+            "scores": _score_values(row.scores),
+        }
+
+    def _image(self, row: selectors.ExportRow) -> tuple[str | None, Path | None, str]:
+        """The image's export path, named only by its stored content hash, the checked store
+        file when the format embeds the bytes, and any problem.
+
+        Never a path from imported data: the file is found through the store's own record
+        (MEDIA_ROOT / ImageAsset.file), checked to stay inside MEDIA_ROOT, and its bytes are
+        checked against the hash before they are published.
+        """
+        sha, ext = row.image_sha256, row.image_format.lower()
+        if not _SHA256.match(sha) or not _EXT.match(ext):
+            return None, None, "image has no valid content hash or format in the store"
+        name = f"{sha}.{ext}"
+        relative = f"{IMAGES_DIR}/{name}"
+        if name in self.stats.images:
+            return relative, self.stats.images[name], ""
+        source = (self.media_root / row.image_file).resolve()
+        if not source.is_relative_to(self.media_root):
+            return None, None, "image file lies outside the image store"
+        if self.image_dir is not None:
+            problem = files.place_image(source=source, target=self.image_dir / name, sha256=sha)
+        elif not source.is_file():
+            problem = "image file missing from the image store"
+        elif self.embed and files.hash_file(source).sha256 != sha:
+            problem = "image file does not match its content hash"
+        else:
+            problem = ""
+        if problem:
+            return None, None, problem
+        self.stats.images[name] = source if self.embed else None
+        return relative, self.stats.images[name], ""
+
+    def _images(self) -> dict[str, files.FileDigest]:
+        """Digests of the published image files (or of the archive that holds them)."""
+        mode = self.options["images"]
+        if self.image_dir is None:
+            return {}
+        names = sorted(os.listdir(self.image_dir))
+        self.image_count = len(names)
+        if mode == "archive":
+            members = [(f"{IMAGES_DIR}/{n}", self.image_dir / n) for n in names]
+            digest = files.tar_write(
+                members=members, target=self.folder / IMAGES_ARCHIVE, progress=self.beat
+            )
+            shutil.rmtree(self.image_dir)
+            return {IMAGES_ARCHIVE: digest}
+        # The name is the content hash, checked when the file was placed.
+        return {
+            f"{IMAGES_DIR}/{n}": files.FileDigest(n.split(".")[0], (self.image_dir / n).stat().st_size)
+            for n in names
+        }
+
+    def _manifest(self, digests: dict[str, files.FileDigest], read: int, empty: list[str]) -> dict:
+        version, stats, options = self.version, self.stats, self.options
+        return {
+            "project": version.project.slug,
+            "version": version.number,
+            "created_at": version.created_at.isoformat(),
+            "app_version": medmax_review.__version__,
+            "format": version.format,
+            "filters": options,
+            "rows_read": read,
+            "rows": stats.rows,
+            "counts": {key: dict(sorted(counter.items())) for key, counter in stats.by.items()},
+            # Splits that got no row: they have no file (an empty file breaks some loaders).
+            "empty_splits": empty,
+            "agreement": {
+                "reviews": stats.reviews,
+                "candidates_reviewed": stats.reviewed,
+                "candidates_with_several_reviews": stats.multi_reviewed,
+                "unanimous": stats.unanimous,
+                "unanimous_share": (
+                    round(stats.unanimous / stats.multi_reviewed, 4) if stats.multi_reviewed
+                    else None
+                ),
+            },
+            "templates": sorted(stats.templates),
+            "models": sorted(stats.models),
+            # count: image files beside the data; embedded: rows holding their image's bytes.
+            "images": {"mode": options["images"], "count": self.image_count,
+                       "embedded": stats.embedded},
+            "excluded": {
+                "rows": stats.excluded,
+                "reasons": dict(sorted(stats.excluded_reasons.items())),
+                "listed": stats.excluded_rows,
+                "listed_limit": EXCLUDED_LISTED,
+            },
+            "files": {
+                name: {"sha256": d.sha256, "size": d.size} for name, d in sorted(digests.items())
+            },
+        }
+
+
+def _write_whole(path: Path, text: str) -> files.FileDigest:
+    handle = files.AtomicFile(path)
+    handle.write(text)
+    return handle.commit()
+
+
+def _split_key(row: selectors.ExportRow) -> str:
+    # By image, so one image never lands in two splits.
+    return row.image_sha256 or f"record:{row.record_id}"
+
+
+def _score_values(scores: dict | None) -> dict:
+    if not isinstance(scores, dict):
+        return {}
+    out = {}
+    for name in sorted(scores):
+        value = scores[name]
+        out[name] = value.get("value") if isinstance(value, dict) else value
+    return out
