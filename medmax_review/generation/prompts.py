@@ -7,7 +7,11 @@ import string
 from medmax_review.core import medmax
 
 # The only names a template may use: plain fields of the source record.
-ALLOWED_FIELDS = ("caption", "inline_mention", "question", "answer", "report", "modality", "source")
+ALLOWED_FIELDS = (
+    "caption", "inline_mention", "question", "answer", "report", "modality", "source",
+    "image_details",
+)
+SOURCE_TEXT_FIELDS = ("caption", "inline_mention", "question", "answer", "report")
 
 SYSTEM_PROMPT = (
     "You write instruction-tuning examples for a biomedical assistant. Use only facts stated in "
@@ -29,6 +33,18 @@ TASK_NEEDS = {
     medmax.REPORT_UNDERSTANDING: [("report",)],
     medmax.MULTIMODAL_GENERATION: [("caption",)],
 }
+
+# Tasks a vision-capable model can write from the image alone, for a record with no text.
+VISION_TASKS = (medmax.VQA, medmax.IMAGE_CAPTIONING, medmax.VISUAL_CHAT)
+IMAGE_ONLY_NOTE = (
+    "There is no source text for this image. Write only what the attached image shows, with "
+    "the image details above as context; do not name a diagnosis the image does not make plain."
+)
+# DICOM header fields kept at import that describe an image without identifying anyone.
+IMAGE_DETAIL_KEYS = (
+    ("body_part", "body part"), ("study_description", "study"),
+    ("series_description", "series"), ("view_position", "view"),
+)
 
 # Where the image goes: understanding tasks see it first, generation tasks produce it.
 IMAGE_POSITION = {
@@ -106,8 +122,24 @@ def template_render(text: str, fields: dict) -> str:
     return "\n".join(kept).strip()
 
 
+def image_details(record) -> str:
+    """"body part: CHEST; view: PA" from the non-identifying DICOM tags kept at import."""
+    meta = record.meta if isinstance(getattr(record, "meta", None), dict) else {}
+    tags = meta.get("dicom") if isinstance(meta.get("dicom"), dict) else meta
+    parts = [f"{label}: {str(tags.get(key) or '').strip()}" for key, label in IMAGE_DETAIL_KEYS
+             if str(tags.get(key) or "").strip()]
+    return "; ".join(parts)
+
+
 def record_fields(record) -> dict:
-    return {name: (getattr(record, name, "") or "").strip() for name in ALLOWED_FIELDS}
+    fields = {name: (getattr(record, name, "") or "").strip() for name in ALLOWED_FIELDS
+              if name != "image_details"}
+    fields["image_details"] = image_details(record)
+    return fields
+
+
+def record_has_text(fields: dict) -> bool:
+    return any(fields.get(name) for name in SOURCE_TEXT_FIELDS)
 
 
 def record_missing(task: str, fields: dict) -> str:
@@ -126,6 +158,7 @@ _SOURCE_LINES = (
     "Modality: {modality}\n"
     "Figure caption: {caption}\n"
     "How the article mentions the figure: {inline_mention}\n"
+    "Image details: {image_details}\n"
 )
 
 DEFAULT_TEMPLATES = {

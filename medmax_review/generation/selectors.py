@@ -7,7 +7,12 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from medmax_review.generation.models import GenerationJob, PromptTemplate
-from medmax_review.generation.prompts import ALLOWED_FIELDS, TASK_NEEDS
+from medmax_review.generation.prompts import (
+    ALLOWED_FIELDS,
+    SOURCE_TEXT_FIELDS,
+    TASK_NEEDS,
+    VISION_TASKS,
+)
 from medmax_review.projects.models import Project
 from medmax_review.review.models import GENERATION_ERROR, Candidate
 from medmax_review.sources.models import SourceRecord
@@ -25,8 +30,13 @@ def records_matching(*, project: Project, filters: dict) -> QuerySet[SourceRecor
     return records.order_by("id")
 
 
-def records_usable(*, records: QuerySet[SourceRecord], task: str) -> QuerySet[SourceRecord]:
-    """Those with an image and the text the task needs."""
+def records_usable(
+    *, records: QuerySet[SourceRecord], task: str, vision: bool = False
+) -> QuerySet[SourceRecord]:
+    """Those with an image and the text the task needs; with a vision-capable backend, any
+    record with an image for the tasks it can write from the image alone."""
+    if vision and task in VISION_TASKS:
+        return records.filter(image__isnull=False)
     needs = Q()
     for group in TASK_NEEDS[task]:
         has_group = Q()
@@ -34,6 +44,12 @@ def records_usable(*, records: QuerySet[SourceRecord], task: str) -> QuerySet[So
             has_group &= ~Q(**{name: ""})
         needs |= has_group
     return records.filter(needs, image__isnull=False)
+
+
+def records_image_only(*, records: QuerySet[SourceRecord]) -> QuerySet[SourceRecord]:
+    """Records with an image and no source text (DICOM studies): only a vision model can
+    write from them."""
+    return records.filter(image__isnull=False, **{name: "" for name in SOURCE_TEXT_FIELDS})
 
 
 def records_not_generated(

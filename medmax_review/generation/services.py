@@ -38,12 +38,15 @@ from medmax_review.generation.models import (
 )
 from medmax_review.generation.prompts import (
     DEFAULT_TEMPLATES,
+    IMAGE_ONLY_NOTE,
     IMAGE_POSITION,
     OUTPUT_SCHEMA,
     SYSTEM_PROMPT,
+    VISION_TASKS,
     OutputError,
     output_parse,
     record_fields,
+    record_has_text,
     record_missing,
     template_fields,
     template_render,
@@ -214,14 +217,14 @@ def job_create(
     template_ref, _version = _template_ref(task=task, template=template)
 
     matched = selectors.records_matching(project=project, filters=filters)
-    usable = selectors.records_usable(records=matched, task=task)
+    vision = backend_sees_images(backend=backend, parameters=parameters)
+    usable = selectors.records_usable(records=matched, task=task, vision=vision)
     skipped = matched.count() - usable.count()
     if filters["only_new"]:
         usable = selectors.records_not_generated(records=usable, task=task, template_ref=template_ref)
     ids = list(usable.values_list("id", flat=True)[: filters["limit"]])
-    skip_note = ""
-    if skipped:
-        skip_note = f"{skipped} matching record(s) skipped: no image, or {record_missing(task, {})}"
+    skip_note = _skip_note(task=task, backend=backend, vision=vision, skipped=skipped,
+                           matched=matched)
 
     job = GenerationJob.objects.create(
         project=project, task=task, backend=backend, model=model, base_url=base_url,
@@ -232,6 +235,25 @@ def job_create(
     _enqueue_run(job.pk)
     log.info("generation job %s created by %s: %s records x %s", job.pk, user, len(ids), samples)
     return job
+
+
+def backend_sees_images(*, backend: str, parameters: dict) -> bool:
+    """Only an OpenAI-compatible server with vision on is sent the image; the local model and
+    the templates read text alone."""
+    return backend == BACKEND_OPENAI and bool(parameters.get("vision"))
+
+
+def _skip_note(*, task, backend, vision, skipped, matched) -> str:
+    """Why matching records were left out, in words a job page can show."""
+    if not skipped:
+        return ""
+    note = f"{skipped} matching record(s) skipped: no image, or {record_missing(task, {})}"
+    image_only = 0 if vision else selectors.records_image_only(records=matched).count()
+    if image_only and task in VISION_TASKS:
+        note += (f"; {image_only} of them have an image and no text (e.g. DICOM studies): only a "
+                 f"vision-capable backend (openai with vision on) can write from the image, and "
+                 f"the {backend} backend reads text only")
+    return note
 
 
 def _enqueue_run(job_id: int) -> None:
@@ -435,9 +457,12 @@ class _JobRunner:
         fields = record_fields(record)
         messages = []
         if job.template is not None:
+            prompt = template_render(job.template.text, fields)
+            if not record_has_text(fields):
+                prompt = f"{prompt}\n{IMAGE_ONLY_NOTE}"
             messages = [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": template_render(job.template.text, fields)},
+                {"role": "user", "content": prompt},
             ]
         return GenerationRequest(
             messages=messages, task=job.task, fields=fields,

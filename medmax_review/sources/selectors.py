@@ -10,6 +10,7 @@ def import_runs_for_project(*, project: Project, limit: int = 50) -> QuerySet[Im
     return (
         ImportRun.objects.filter(project=project)
         .select_related("launched_by")
+        .defer("errors")  # the list counts its rejected rows; the problems stay on the run page
         .order_by("-created_at")[:limit]
     )
 
