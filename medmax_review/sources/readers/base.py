@@ -169,7 +169,7 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
     if not has_image and credential != "yes":
         row.error("image", "missing field: image")
     modality = text_value(data.get("modality") or meta.get("modality")).strip()
-    language = text_value(data.get("lang") or data.get("language")).strip()
+    language = text_value(data.get("language") or data.get("lang")).strip()
     row.record = {
         "source": source_and_meta(data.get("source"), stem=stem, meta=meta),
         "external_id": external_id_for(data.get("id"), data),

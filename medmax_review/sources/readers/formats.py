@@ -51,9 +51,11 @@ def container_of(path: Path) -> str:
     if text.startswith(b"["):
         return JSON
     if text.startswith(b"{"):
-        # One object per line is JSON lines; an object spread over lines is a JSON document.
-        first = text.split(b"\n", 1)[0].strip()
-        return JSONL if first.endswith(b"}") else JSON
+        # One object per line is JSON lines (even when a line is broken); an object spread
+        # over lines is a JSON document.
+        lines = text.splitlines()
+        starts = sum(1 for line in lines if line.startswith(b"{"))
+        return JSONL if lines[0].rstrip().endswith(b"}") or starts > 1 else JSON
     return CSV
 
 
@@ -137,7 +139,15 @@ def _fit_records(reader: Reader, first: dict) -> None:
         layout = mapping.layout_of(first)
         if layout:
             reader.mapping, reader.defaults, reader.layout = dict(layout.mapping), layout.defaults, layout.name
-    if "image" not in reader.mapping and first and "image" not in first:
-        column = next((c for c in FILE_COLUMNS if c in first), None)
+    if not first:
+        return
+    # Spreadsheet headers: "Question", "Image", " Licence " name the fields they spell.
+    for column in first:
+        target = mapping.FIELDS.get(column.strip().lower().replace(" ", "_"))
+        if target and column != target and target not in reader.mapping and target not in first:
+            reader.mapping[target] = column
+    if "image" not in reader.mapping and "image" not in first:
+        lowered = {c.strip().lower(): c for c in first}
+        column = next((lowered[c] for c in FILE_COLUMNS if c in lowered), None)
         if column:
             reader.mapping["image"] = column

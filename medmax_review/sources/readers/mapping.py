@@ -1,6 +1,6 @@
 """Field mapping: a dataset's own column names onto the record's fields.
 
-`--map image=img_name lang=q_lang` renames those columns before a row is read, so any layout
+`--map image=img_name lang=q_lang` reads those columns as those fields, so any layout
 whose columns hold the usual contents imports without conversion. The original layouts of
 the field's common VQA datasets are recognised without a mapping.
 """
@@ -95,16 +95,14 @@ def missing_columns(mapping: dict[str, str], columns) -> list[str]:
 
 
 def apply(data: dict, mapping: dict[str, str], defaults: dict | None = None) -> dict:
-    """The row with mapped columns under their field names; the rest stays for meta."""
+    """The row with each mapped column's value under its field name too; the columns stay
+    (a column that is no field of ours is kept in meta, as the dataset named it)."""
     if not mapping and not defaults:
         return data
     out = dict(data)
     for target, column in mapping.items():
-        if column in out:
-            value = out.pop(column)
-            out[target] = value
-            if target == "language":
-                out.pop("lang", None)
+        if column in data:
+            out[target] = data[column]
     for key, value in (defaults or {}).items():
         if out.get(key) in (None, ""):
             out[key] = value
