@@ -5,6 +5,7 @@ With strict=True the whole import is one transaction and nothing is kept if any 
 """
 
 import contextlib
+import hashlib
 import logging
 import tempfile
 import time
@@ -212,6 +213,7 @@ class _Importer:
         # Every image file the run has read, by resolved path: checked and written once.
         self.images: dict[Path, _Loaded | str] = {}
         self.subfolders: dict[Path, list[Path]] = {}
+        self.embedded: dict[str, CheckedImage] = {}  # by the SHA-256 of the bytes
         self.last_progress = 0.0
 
     def run(self, inputs: list[_Input]) -> None:
@@ -242,8 +244,15 @@ class _Importer:
 
     def _image_for(self, row: ParsedRow, source: _Input) -> CheckedImage | None:
         if row.image_data is not None:
+            # Embedded bytes (Parquet) repeat across rows: hash first, decode each image once.
+            digest = hashlib.sha256(row.image_data).hexdigest()
+            if digest in self.embedded and not row.preset_images:
+                row.image_data = None
+                return self.embedded[digest]
             try:
                 main = image_file_write(image_check(data=row.image_data))
+                if not row.preset_images:
+                    self.embedded[digest] = main
                 if row.preset_images:
                     row.preset_images, row.dicom["presets"] = _presets_write(row.preset_images)
             except ImageRejected as exc:
@@ -334,6 +343,8 @@ class _Importer:
         # Bounded: a run over millions of distinct images must not hold all their paths.
         if len(self.images) > IMAGE_CACHE_MAX:
             self.images.clear()
+        if len(self.embedded) > IMAGE_CACHE_MAX:
+            self.embedded.clear()
         self._progress(force=True)
 
     def _write(self, batch, *, approved_note: str) -> None:

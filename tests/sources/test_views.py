@@ -222,3 +222,42 @@ def test_image_file_preset_follows_credential_of_main_image(
     assert _login(client, reviewer).get(url).status_code == 404
     client.logout()
     assert _login(client, admin_user).get(url).status_code == 200  # admin_user is credentialed
+
+
+def test_import_upload_with_a_column_mapping(
+    client, project, admin_user, django_capture_on_commit_callbacks
+):
+    _login(client, admin_user)
+    upload = SimpleUploadedFile("slake.json", b"[]", content_type="application/json")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("import_upload", args=[project.slug]), {
+            "format": "json", "file": upload, "map": "image=img_name  lang=q_lang"})
+
+    assert response.status_code == 302
+    run = ImportRun.objects.get()
+    assert run.format == "json" and run.options["map"] == {"image": "img_name", "language": "q_lang"}
+
+
+def test_import_upload_bad_mapping_is_named(client, project, admin_user):
+    upload = SimpleUploadedFile("rows.json", b"[]", content_type="application/json")
+    response = _login(client, admin_user).post(reverse("import_upload", args=[project.slug]), {
+        "format": "auto", "file": upload, "map": "picture=img_name"})
+
+    assert response.status_code == 400
+    assert "unknown field &#x27;picture&#x27;" in response.content.decode()
+    assert not ImportRun.objects.exists()
+
+
+def test_import_run_page_lists_the_first_problems_and_counts_the_rest(client, project, admin_user):
+    run = services.import_run_create(project=project, file_name="x.json", fmt="json", options={})
+    errors = [{"file": "x.json", "line": i, "unit": "item", "field": "image",
+               "message": f"problem <b>{i}</b>"} for i in range(3)]
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.DONE, errors=errors, problems=1203, rejected=1200)
+
+    html = _login(client, admin_user).get(
+        reverse("import_run", args=[project.slug, run.pk])).content.decode()
+
+    assert "<b>1200</b> rows rejected (1203 problems)" in html
+    assert "item 2" in html and "problem &lt;b&gt;2&lt;/b&gt;" in html
+    assert "… and 1200 more problems, not listed." in html
