@@ -360,3 +360,22 @@ def test_auto_detects_from_content_not_the_name(db, tmp_path):
     assert formats.container_of(lines) == formats.JSONL
     assert _records(_import(array, project="a")).count() == 4
     assert _records(_import(lines, project="b")).count() == 4
+
+
+def test_reports_csv_with_a_file_column(db, tmp_path):
+    root, _ = real.reports_folder(tmp_path)
+    reports = sorted(root.rglob("s*.txt"))
+    path = tmp_path / "reports.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("study_id\tfile\treport\n")
+        for report in reports:
+            dcm = next(report.with_suffix("").glob("*.dcm")).relative_to(tmp_path)
+            text = report.read_text().strip().replace("\n", " ")
+            fh.write(f"{report.stem}\t{dcm}\t\"{text}\"\n")
+
+    project = _import(path, "--format", "reports", "--map", "id=study_id")
+
+    records = _records(project)
+    assert records.count() == 2
+    assert set(records.values_list("modality", flat=True)) == {"CT", "MR"}
+    assert all("IMPRESSION" in r.report for r in records)
