@@ -39,6 +39,8 @@ def require_service(what: str) -> None:
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
+    # Files the set-up commands keep (the accounts list) stay out of the checkout's var/.
+    settings.VAR_DIR = tmp_path / "var"
 
 
 @pytest.fixture

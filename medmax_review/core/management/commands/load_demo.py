@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from medmax_review.core import medmax
+from medmax_review.core import accounts, medmax
 from medmax_review.generation import services as generation
 from medmax_review.projects import services as projects
 from medmax_review.projects.models import ADMIN, REVIEWER
@@ -81,7 +81,8 @@ class Command(BaseCommand):
         if password is None:
             self.stdout.write(f"account {username!r} exists; its password is unchanged")
         else:
+            path = accounts.account_record(username=username, role=role, password=password)
             self.stdout.write(self.style.SUCCESS(
                 f"created {role} account  username: {username}  password: {password}"
-                "  (shown once)"
+                f"  (shown once)  also kept in {path}, readable by you only"
             ))

@@ -2,11 +2,14 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from django.core.management.base import BaseCommand
+
+from medmax_review.core.accounts import accounts_banner
 
 
 class Command(BaseCommand):
@@ -29,8 +32,8 @@ class Command(BaseCommand):
         web = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", addr, "--noreload"], env=env
         )
-        self.stdout.write(f"web UI on http://{addr}/  ·  worker pid {worker.pid}  ·  Ctrl-C stops both")
         try:
+            self._announce(addr, worker, web)
             while worker.poll() is None and web.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -44,3 +47,19 @@ class Command(BaseCommand):
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+    def _announce(self, addr: str, worker, web) -> None:
+        """Once the server answers, say where it is and show the accounts again: by then the
+        worker's start-up log has scrolled the passwords printed earlier out of sight."""
+        host, _, port = addr.rpartition(":")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and web.poll() is None:
+            try:
+                socket.create_connection((host or "127.0.0.1", int(port)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(1.0)  # let the worker's banner print first
+        self.stdout.write("\n" + accounts_banner())
+        self.stdout.write(self.style.SUCCESS(
+            f"web UI on http://{addr}/  ·  worker pid {worker.pid}  ·  Ctrl-C stops both"))
