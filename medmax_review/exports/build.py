@@ -354,8 +354,7 @@ class _Build:
             task=(row.task_name or row.task) if self.source_names else row.task,
             source=row.source, credential="yes" if credentialed else "no",
             provenance=self._provenance(row),
-            # A re-exported MedMax row keeps its own "" for a missing image, as published.
-            image_path_absent="" if self.source_names and row.image_path_imported == "" else None,
+            image_path_absent=self._image_path_absent(row),
         )
         if not problems:
             left_out = self.writer.left_out(line)
@@ -365,6 +364,16 @@ class _Build:
             if problem:
                 problems.append(problem)
         return line, problems
+
+    def _image_path_absent(self, row: selectors.ExportRow) -> str | None:
+        """MedMax's image_path for a row without an image: null, unless the row is written back
+        as its source had it (task_names "source"): then the value the import kept, or for a
+        credentialed row the "" MedMax publishes such rows with."""
+        if not self.source_names:
+            return None
+        if row.image_path_kept:
+            return row.image_path_imported
+        return "" if row.credential == "yes" else None
 
     def _provenance(self, row: selectors.ExportRow) -> dict | None:
         if not self.options["provenance"]:

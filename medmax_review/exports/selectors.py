@@ -62,7 +62,10 @@ class ExportRow:
     image_file: str  # the store's own path under MEDIA_ROOT, never a path from imported data
     review: Review
     task_name: str = ""  # the task as the imported file spelled it ("VQA"), when it came with one
-    image_path_imported: str | None = None  # a MedMax row's own image_path value, when kept
+    # A MedMax row's own image_path for a row without an image (None or ""), when the import
+    # kept it (image_path_kept).
+    image_path_kept: bool = False
+    image_path_imported: str | None = None
     citation: str = ""  # the source's citation as the import kept it, when it had one
 
 
@@ -108,8 +111,13 @@ def export_batches(
 
     Only the needed columns are read; records, images and decisions are fetched per batch.
     """
-    base = export_queryset(project=project, options=options).order_by("id")
-    columns = _COLUMNS + (("scores",) if options.get("provenance") else ())
+    base = export_queryset(project=project, options=options).order_by("id").annotate(
+        # A kept null reads as None, like a key never kept: has_key tells them apart.
+        image_path_kept=ExpressionWrapper(
+            Q(provenance__has_key="image_path"), output_field=BooleanField()
+        )
+    )
+    columns = _COLUMNS + ("image_path_kept",) + (("scores",) if options.get("provenance") else ())
     last_id = 0
     while True:
         rows = list(base.filter(id__gt=last_id).values_list(*columns)[:batch_size])
@@ -142,7 +150,7 @@ def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
     out = []
     for row in rows:
         (cid, record_id, task, instruction, context, response, position, template_ref,
-         template_version, model, edited, task_name, image_path_imported) = row[:13]
+         template_version, model, edited, task_name, image_path_imported, kept) = row[:14]
         _, source, license_, credential, image_id, citation = records[record_id]
         image = images.get(image_id) if image_id else None
         out.append(ExportRow(
@@ -150,12 +158,13 @@ def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
             context=context, response=response, image_position=position,
             template_ref=template_ref, template_version=template_version,
             model=_text(model), edited=edited,
-            scores=row[13] if with_scores else None,
+            scores=row[14] if with_scores else None,
             source=source, license=license_, credential=credential,
             image_sha256=image[1] if image else "", image_format=image[3] if image else "",
             image_file=image[2] if image else "",
             review=reviews.get(cid, Review()),
             task_name=_text(task_name),
+            image_path_kept=bool(kept),
             image_path_imported=image_path_imported if image_path_imported == "" else None,
             citation=_text(citation),
         ))

@@ -1,5 +1,7 @@
 """Export fixtures: approved candidates built from the real demo data."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,16 @@ from tests.conftest import PASSWORD
 
 
 def approve_records(project, records, *, task=medmax.VQA) -> list:
-    """One approved candidate per record: the source question and answer, unchanged."""
-    position = (
-        medmax.IMAGE_IN_RESPONSE if task == medmax.IMAGE_GENERATION
-        else medmax.IMAGE_BEFORE_INSTRUCTION
-    )
+    """One approved candidate per record: the source question and answer, unchanged. A record
+    with no image (and no credentialed one held at its source) gets a text-only candidate."""
     specs = []
     for r in records:
+        if task == medmax.IMAGE_GENERATION:
+            position = medmax.IMAGE_IN_RESPONSE
+        elif r.image_id or r.credential == "yes":
+            position = medmax.IMAGE_BEFORE_INSTRUCTION
+        else:
+            position = medmax.IMAGE_NONE
         if task == medmax.IMAGE_GENERATION:
             instruction, response = f"Generate an image showing: {r.answer}", ""
         else:
@@ -44,6 +49,51 @@ def vqa_rad(project, demo_data):
     return records
 
 
+REPORTS = [
+    ("Summarise the findings of this chest radiograph report: Heart size is normal. The lungs"
+     " are clear. No pleural effusion or pneumothorax.", "No acute cardiopulmonary process."),
+    ("Summarise the findings of this chest radiograph report: Patchy opacity in the right lower"
+     " lobe. Small right pleural effusion.", "Right lower lobe pneumonia with a small effusion."),
+    ("Summarise the findings of this chest radiograph report: Interval placement of a right"
+     " internal jugular catheter, tip in the superior vena cava.", "Line in good position."),
+]
+
+
+@pytest.fixture
+def mixed(project, demo_data):
+    """A project mixing rows with and without an image file: VQA-RAD and SLAKE questions with
+    their images (and four image-generation rows), credentialed report questions whose image
+    stays at its source, and text-only report summaries of a source we know nothing about."""
+    for name in ("vqa_rad.jsonl", "slake.jsonl"):
+        report = records_import(project=project, path=demo_data / name)
+        assert report.errors == [], report.summary()
+    records = SourceRecord.objects.filter(project=project).order_by("id")
+    vqa_rad = list(records.filter(source="vqa_rad")[:24])
+    slake = list(records.filter(source="slake")[:24])
+    approve_records(project, vqa_rad + slake)
+    approve_records(project, vqa_rad[:4], task=medmax.IMAGE_GENERATION)
+    asset = store_demo_image(demo_data, "skimage/images/cell.png")  # in no other row
+    credentialed = [
+        SourceRecord.objects.create(
+            project=project, source="mimic_cxr", external_id=f"cxr-{i}", credential="yes",
+            image=asset, question=question, answer=answer,
+            license="PhysioNet Credentialed Health Data License 1.5.0",
+        )
+        for i, (question, answer) in enumerate(REPORTS)
+    ]
+    approve_records(project, credentialed, task=medmax.REPORT_UNDERSTANDING)
+    text_only = [
+        SourceRecord.objects.create(
+            project=project, source="ward_reports", external_id=f"report-{i}",
+            question=question, answer=answer, report=question, license="CC-BY-NC-4.0",
+        )
+        for i, (question, answer) in enumerate(REPORTS)
+    ]
+    approve_records(project, text_only, task=medmax.REPORT_UNDERSTANDING)
+    return {"vqa_rad": vqa_rad, "slake": slake, "credentialed": credentialed,
+            "text_only": text_only, "rows": 48 + 4 + 3 + 3}
+
+
 def export(project, tmp_path=None, **options):
     """Create and build one version; returns (version, folder)."""
     version = services.dataset_version_create(
@@ -52,6 +102,19 @@ def export(project, tmp_path=None, **options):
     version = services.dataset_version_build(version_id=version.pk)
     assert version.status == "done", version.error
     return version, services.dataset_version_folder(version)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def data_files(folder: Path) -> dict[str, str]:
+    """sha256 of every file but the manifest (which names the version), by relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
 
 
 def store_demo_image(demo_data: Path, name: str):

@@ -21,22 +21,15 @@ from medmax_review.review.models import (
 )
 from medmax_review.sources.models import SourceRecord
 from medmax_review.sources.services import records_import
-from tests.exports.conftest import approve_records, export, store_demo_image
+from tests.exports.conftest import (
+    approve_records,
+    data_files,
+    export,
+    read_jsonl,
+    store_demo_image,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def data_files(folder: Path) -> dict[str, str]:
-    """sha256 of every file but the manifest, by relative path."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
 
 
 def test_medmax_export_rows_follow_medmax_rules(project, vqa_rad, demo_data):
