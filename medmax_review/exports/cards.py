@@ -53,9 +53,10 @@ def dataset_card(
             lines += [f"    - {_q(name)}" for name in names]
     lines += ["---", "", "# MedMax Review export", ""]
     lines.append(
-        f"Approved, clinician-reviewed records in the {format_label} format (`{format_name}`)."
-        " `manifest.json` lists every file with its SHA-256, the filters and the review counts;"
-        f" `{ATTRIBUTION}` lists each source's licence and the credit it asks for."
+        f"Approved, clinician-reviewed records exported by MedMax Review as `{format_name}`:"
+        f" {format_label}. Image paths are relative to this folder. `manifest.json` lists every"
+        " file with its SHA-256, the filters and the review counts; "
+        f"`{ATTRIBUTION}` lists each source's licence and the credit it asks for."
     )
     lines += ["", "| split | rows |", "| --- | --- |"]
     lines += [f"| {hf_split(split)} | {rows.get(split, 0)} |" for split in files]

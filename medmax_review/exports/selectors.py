@@ -239,7 +239,7 @@ _OPTION_LABELS = [
     ("provenance", "provenance columns"), ("tasks", "tasks"), ("sources", "sources"),
     ("licenses", "only licences"), ("exclude_licenses", "left-out licences"),
     ("min_agreeing", "minimum agreeing reviews"), ("since", "decided from"),
-    ("until", "decided until"),
+    ("until", "decided until"), ("task_names", "task names"),
 ]
 
 

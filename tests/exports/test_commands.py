@@ -54,3 +54,22 @@ def test_export_dataset_refuses_an_existing_folder(project, vqa_rad, tmp_path):
     with pytest.raises(CommandError, match="already exists"):
         run("--project", "chest", "--out", str(tmp_path))
     assert (tmp_path / "v1" / "keep.txt").read_text() == "mine"
+
+
+def test_export_dataset_writes_each_trainer_format(project, vqa_rad, tmp_path):
+    # when exported as LLaVA JSON with the imported task names, and as Parquet
+    out = run("--project", "chest", "--out", str(tmp_path), "--format", "llava",
+              "--split", "1,0,0", "--task-names", "source")
+    run("--project", "chest", "--out", str(tmp_path), "--format", "parquet")
+    # then each version has its format's files, and empty splits are reported, not written
+    assert "no rows, so no file: validation, test" in out
+    assert {p.name for p in (tmp_path / "v1").iterdir()} == {
+        "train.json", "images", "manifest.json", "README.md", "ATTRIBUTION.md"
+    }
+    assert [p.name for p in (tmp_path / "v2" / "data").iterdir()] == [
+        "train-00000-of-00001.parquet"
+    ]
+    with pytest.raises(CommandError, match="^images: parquet"):
+        run("--project", "chest", "--format", "parquet", "--images", "archive")
+    with pytest.raises(CommandError, match="--task-names"):
+        run("--project", "chest", "--task-names", "fancy")

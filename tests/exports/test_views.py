@@ -177,3 +177,24 @@ def test_export_detail_page_says_why_a_version_failed(client, project, admin_use
     ).content.decode()
     assert version.status == "failed"
     assert "The export failed and published nothing" in body and "already exists" in body
+
+
+def test_export_form_offers_every_format_and_names_a_refused_images_option(
+    client, project, admin_user
+):
+    login(client, admin_user)
+    url = reverse("export_list", args=[project.slug])
+    body = client.get(url).content.decode()
+    for fmt in ("medmax", "chat", "sharegpt", "llava", "parquet"):
+        assert f'value="{fmt}"' in body
+    response = client.post(url, {"format": "parquet", "images": "archive", "min_agreeing": "0"})
+    assert response.status_code == 400
+    assert response.context["form"].errors["images"] == [
+        "images: parquet files hold the image bytes themselves; choose copy or none"
+    ]
+    assert not DatasetVersion.objects.exists()
+    response = client.post(url, {"format": "sharegpt", "images": "copy", "min_agreeing": "0",
+                                 "task_names": "source"})
+    assert response.status_code == 302
+    version = DatasetVersion.objects.get()
+    assert (version.format, version.options["task_names"]) == ("sharegpt", "source")
