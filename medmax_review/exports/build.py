@@ -22,8 +22,6 @@ import os
 import re
 import shutil
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,9 +30,9 @@ from django.db import reset_queries
 from django.db.models import F, Q
 from django.utils import timezone
 
-import medmax_review
 from medmax_review.core.medmax import build_text, check_text
 from medmax_review.exports import cards, files, selectors, writers
+from medmax_review.exports.manifest import BuildStats
 from medmax_review.exports.models import DatasetVersion
 
 logger = logging.getLogger(__name__)
@@ -44,10 +42,8 @@ SINGLE_FILE = writers.SINGLE
 MANIFEST = "manifest.json"
 IMAGES_DIR = "images"
 IMAGES_ARCHIVE = "images.tar"
-EXCLUDED_LISTED = 1000  # rows listed one by one in the manifest; the rest only counted
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
-_DIGITS = re.compile(r"\d+")
 
 
 def dataset_version_folder(version: DatasetVersion) -> Path:
@@ -181,65 +177,6 @@ def _fail(version: DatasetVersion, attempt: int, error: str) -> DatasetVersion:
     return version
 
 
-@dataclass
-class _Stats:
-    """Counters only: their size depends on the number of tasks, sources, licences, not rows."""
-
-    rows: int = 0
-    by: dict[str, Counter] = field(
-        default_factory=lambda: {k: Counter() for k in ("task", "source", "license", "split",
-                                                          "credential")}
-    )
-    uses: Counter = field(default_factory=Counter)  # (source, licence) -> rows
-    citations: dict = field(default_factory=dict)  # (source, licence) -> first citation met
-    excluded: int = 0
-    excluded_reasons: Counter = field(default_factory=Counter)
-    excluded_rows: list = field(default_factory=list)
-    templates: set = field(default_factory=set)
-    models: set = field(default_factory=set)
-    reviews: int = 0
-    reviewed: int = 0
-    multi_reviewed: int = 0
-    unanimous: int = 0
-    # Image names checked in this batch -> the file to embed (None when not embedding); reset
-    # per batch: a cache, not a record.
-    images: dict = field(default_factory=dict)
-    embedded: int = 0  # rows whose image bytes went into the data files
-
-    def count(self, row: selectors.ExportRow, split: str) -> None:
-        self.rows += 1
-        for key, value in (("task", row.task), ("source", row.source),
-                           ("license", row.license or "(none)"), ("split", split),
-                           ("credential", row.credential)):
-            self.by[key][value] += 1
-        self.uses[(row.source, row.license)] += 1
-        self.citations.setdefault((row.source, row.license), row.citation)
-        self.templates.add(f"{row.template_ref} (v{row.template_version})")
-        if row.model:
-            self.models.add(row.model)
-        review = row.review
-        self.reviews += review.human_verdicts
-        self.reviewed += review.human_verdicts > 0
-        if review.human_verdicts > 1:
-            self.multi_reviewed += 1
-            self.unanimous += review.unanimous
-
-    def exclude(self, row: selectors.ExportRow, reasons: list[str]) -> None:
-        self.excluded += 1
-        for reason in reasons:
-            self.excluded_reasons[_DIGITS.sub("N", reason)] += 1
-        if len(self.excluded_rows) < EXCLUDED_LISTED:
-            self.excluded_rows.append(
-                {"candidate_id": row.candidate_id, "record_id": row.record_id, "reasons": reasons}
-            )
-
-    def source_uses(self) -> list[cards.SourceUse]:
-        return [
-            cards.SourceUse(source, license_, rows, self.citations[(source, license_)])
-            for (source, license_), rows in sorted(self.uses.items())
-        ]
-
-
 class _Build:
     def __init__(self, *, version: DatasetVersion, folder: Path, attempt: int):
         self.version = version
@@ -252,7 +189,10 @@ class _Build:
         # Versions made before task_names existed wrote canonical names.
         self.source_names = self.options.get("task_names") == "source"
         self.writer = writers.FORMATS[version.format](folder)
-        self.stats = _Stats()
+        self.stats = BuildStats()
+        # Image names checked in this batch -> the file to embed (None when not embedding);
+        # reset per batch: a cache, not a record.
+        self.checked: dict[str, Path | None] = {}
         mode = self.options["images"]
         self.image_dir = None  # "none", and formats that embed the bytes: nothing copied
         if mode == "copy" and not self.writer.embeds_images:
@@ -286,7 +226,7 @@ class _Build:
             for batch in selectors.export_batches(
                 project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
             ):
-                self.stats.images = {}
+                self.checked = {}
                 for row in batch:
                     self.beat()
                     line, problems = self._prepare(row)
@@ -315,7 +255,10 @@ class _Build:
         for name, text in self._notices(empty).items():
             digests[name] = _write_whole(self.folder / name, text)
         files.fsync_dir(self.folder)
-        manifest = self._manifest(digests, read, empty)
+        manifest = self.stats.manifest(
+            version=self.version, digests=digests, read=read, empty_splits=empty,
+            image_count=self.image_count,
+        )
         self.beat(force=True)
         _write_whole(self.folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         files.fsync_dir(self.folder)
@@ -402,8 +345,8 @@ class _Build:
             return None, None, "image has no valid content hash or format in the store"
         name = f"{sha}.{ext}"
         relative = f"{IMAGES_DIR}/{name}"
-        if name in self.stats.images:
-            return relative, self.stats.images[name], ""
+        if name in self.checked:
+            return relative, self.checked[name], ""
         source = (self.media_root / row.image_file).resolve()
         if not source.is_relative_to(self.media_root):
             return None, None, "image file lies outside the image store"
@@ -417,8 +360,8 @@ class _Build:
             problem = ""
         if problem:
             return None, None, problem
-        self.stats.images[name] = source if self.embed else None
-        return relative, self.stats.images[name], ""
+        self.checked[name] = source if self.embed else None
+        return relative, self.checked[name], ""
 
     def _images(self) -> dict[str, files.FileDigest]:
         """Digests of the published image files (or of the archive that holds them)."""
@@ -439,47 +382,6 @@ class _Build:
             f"{IMAGES_DIR}/{n}": files.FileDigest(n.split(".")[0], (self.image_dir / n).stat().st_size)
             for n in names
         }
-
-    def _manifest(self, digests: dict[str, files.FileDigest], read: int, empty: list[str]) -> dict:
-        version, stats, options = self.version, self.stats, self.options
-        return {
-            "project": version.project.slug,
-            "version": version.number,
-            "created_at": version.created_at.isoformat(),
-            "app_version": medmax_review.__version__,
-            "format": version.format,
-            "filters": options,
-            "rows_read": read,
-            "rows": stats.rows,
-            "counts": {key: dict(sorted(counter.items())) for key, counter in stats.by.items()},
-            # Splits that got no row: they have no file (an empty file breaks some loaders).
-            "empty_splits": empty,
-            "agreement": {
-                "reviews": stats.reviews,
-                "candidates_reviewed": stats.reviewed,
-                "candidates_with_several_reviews": stats.multi_reviewed,
-                "unanimous": stats.unanimous,
-                "unanimous_share": (
-                    round(stats.unanimous / stats.multi_reviewed, 4) if stats.multi_reviewed
-                    else None
-                ),
-            },
-            "templates": sorted(stats.templates),
-            "models": sorted(stats.models),
-            # count: image files beside the data; embedded: rows holding their image's bytes.
-            "images": {"mode": options["images"], "count": self.image_count,
-                       "embedded": stats.embedded},
-            "excluded": {
-                "rows": stats.excluded,
-                "reasons": dict(sorted(stats.excluded_reasons.items())),
-                "listed": stats.excluded_rows,
-                "listed_limit": EXCLUDED_LISTED,
-            },
-            "files": {
-                name: {"sha256": d.sha256, "size": d.size} for name, d in sorted(digests.items())
-            },
-        }
-
 
 def _write_whole(path: Path, text: str) -> files.FileDigest:
     handle = files.AtomicFile(path)

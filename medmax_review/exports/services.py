@@ -1,7 +1,8 @@
 """Exports: numbered immutable DatasetVersions, created here and built by `build`.
 
 The pieces live in their own modules: `options` checks what may be asked for, `build` is the
-streaming engine (claims, heartbeats, takeover), `writers` holds one module per format and
+streaming engine (claims, heartbeats, takeover), `writers` holds one module per format,
+`manifest` the counts and manifest.json, `cards` the README.md and ATTRIBUTION.md notices and
 `files` the atomic files and archives. The names callers used from here stay importable here.
 """
 
