@@ -116,6 +116,19 @@ def test_parquet_export_shards_by_size_in_row_groups(project, mixed, tmp_path, m
     assert all(f'- "data/{p.name}"' in card for p in shards)
 
 
+def test_parquet_provenance_columns_load_typed(project, vqa_rad, tmp_path, monkeypatch):
+    # given a Parquet export with the provenance columns
+    _, folder = export(project, tmp_path, format="parquet", provenance=True)
+    train = load(folder, tmp_path, monkeypatch)["train"]
+    # then they load with their types: a list of reviewers, the scores as one JSON text
+    features = train.features
+    assert features["candidate_id"].dtype == "int64" and features["edited"].dtype == "bool"
+    assert features["reviewers"].feature.dtype == "string"
+    row = train[0]
+    assert row["decision"] == "approve" and row["reviewers"] == []
+    assert json.loads(row["scores"]) == {}
+
+
 def test_parquet_refuses_an_images_archive(project):
     with pytest.raises(services.ExportOptionsError, match="^images: parquet") as caught:
         services.dataset_version_create(project=project, options={"format": "parquet",
