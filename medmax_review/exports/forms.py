@@ -22,7 +22,7 @@ class ExportForm(forms.Form):
     )
     split = forms.CharField(
         required=False, label="Split (train, validation, test)",
-        help_text="e.g. 0.9,0.05,0.05; empty for one data.jsonl",
+        help_text="e.g. 0.9,0.05,0.05; empty: every row in one file (one train split)",
         widget=forms.TextInput(attrs={"placeholder": "0.9,0.05,0.05", "data-export-split": ""}),
     )
     provenance = forms.BooleanField(
