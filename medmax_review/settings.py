@@ -173,6 +173,8 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "")
 # Base URLs an admin may point a job at; anything else is refused (no SSRF by default).
 LLM_ALLOWED_BASE_URLS = env_list("LLM_ALLOWED_BASE_URLS", [OPENAI_BASE_URL] if OPENAI_BASE_URL else [])
+# Host names of allowed servers that may resolve to private addresses (see backends.addresses).
+LLM_ALLOWED_PRIVATE_HOSTS = env_list("LLM_ALLOWED_PRIVATE_HOSTS", [])
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 4)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)

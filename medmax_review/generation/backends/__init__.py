@@ -56,6 +56,7 @@ def backend_for(*, backend: str, model: str = "", base_url: str = "", parameters
             base_url=url,
             model=name,
             vision=bool(parameters.get("vision")),
+            pin=bool(base_url),
             response_format=parameters.get("response_format", "json_object"),
         )
     raise BackendError(f"unknown backend {backend!r}")

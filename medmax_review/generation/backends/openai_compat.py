@@ -15,12 +15,14 @@ import openai
 from django.conf import settings
 
 from medmax_review.core.medmax import estimate_text_tokens
+from medmax_review.generation.backends.addresses import resolve
 from medmax_review.generation.backends.base import (
     BackendError,
     BackendUnavailable,
     GenerationRequest,
     GenerationResult,
 )
+from medmax_review.generation.backends.server_text import server_text
 
 NAME = "openai"
 RESPONSE_FORMATS = ("json_object", "json_schema", "none")
@@ -44,7 +46,7 @@ def base_url_problem(url: str) -> str:
             f"base URL {url!r} is not in LLM_ALLOWED_BASE_URLS; an administrator of the server "
             "must add it there first"
         )
-    return ""
+    return resolve(url.strip()).problem
 
 
 def retry_after_seconds(exc: Exception) -> float | None:
@@ -90,6 +92,7 @@ class OpenAICompatBackend:
         retry_after_cap: float = RETRY_AFTER_CAP_SECONDS,
         timeout: float | None = None,
         concurrency: int | None = None,
+        pin: bool = False,
     ):
         self.base_url = base_url
         self.model = model
@@ -100,9 +103,14 @@ class OpenAICompatBackend:
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
         self.concurrency = concurrency or settings.LLM_CONCURRENCY
+        # A job's own URL is pinned to the address its allow-list check saw (see addresses).
+        target = resolve(base_url) if pin else None
+        if target is not None and target.problem:
+            raise BackendError(target.problem)
         self.client = openai.OpenAI(
-            base_url=base_url,
+            base_url=target.url if target else base_url,
             api_key=settings.OPENAI_API_KEY or "not-needed",
+            default_headers={"Host": target.host_header} if target and target.host_header else None,
             timeout=settings.LLM_TIMEOUT_SECONDS if timeout is None else timeout,
             max_retries=0,
             # An allowed server must not bounce requests on to an address that is not allowed.
@@ -163,17 +171,20 @@ class OpenAICompatBackend:
                 )
             except openai.APIStatusError as exc:
                 if not _transient(exc):
-                    raise BackendError(f"HTTP {exc.status_code} from {self.base_url}: {exc.message}") from exc
+                    raise BackendError(
+                        f"HTTP {exc.status_code} from {self.base_url}: {server_text(exc.message)}"
+                    ) from exc
                 last_error = exc
             except openai.APIConnectionError as exc:
                 last_error = exc
             except (openai.OpenAIError, ValueError) as exc:
-                raise BackendError(f"malformed response from {self.base_url}: {exc}") from exc
+                raise BackendError(
+                    f"malformed response from {self.base_url}: {server_text(exc)}") from exc
             else:
                 return self._result(request, response)
         raise BackendUnavailable(
             f"{self.base_url} failed {self.max_retries + 1} times; last error: "
-            f"{type(last_error).__name__}: {last_error}"
+            f"{type(last_error).__name__}: {server_text(last_error)}"
         )
 
     def _result(self, request: GenerationRequest, response) -> GenerationResult:
