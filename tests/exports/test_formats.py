@@ -362,3 +362,20 @@ def test_options_name_the_bad_field(project):
             services.dataset_version_create(project=project, options=options)
         assert caught.value.field == field and str(caught.value).startswith(f"{field}: ")
     assert set(services.FORMATS) == {"medmax", "chat", "sharegpt", "llava", "parquet"}
+
+
+def test_task_names_source_writes_back_the_image_path_the_import_kept(project, mixed, tmp_path):
+    # given credentialed rows, one of which the import recorded as published with a null path
+    kept = Candidate.objects.filter(record=mixed["credentialed"][0]).get()
+    kept.provenance = {**kept.provenance, "image_path": None}
+    kept.save(update_fields=["provenance"])
+    # when exported as their source had them, and by default
+    _, source = export(project, tmp_path, task_names="source", tasks=["report_understanding"])
+    _, default = export(project, tmp_path, tasks=["report_understanding"])
+    # then the kept null comes back, the other credentialed rows get MedMax's "", and the
+    # text-only rows (no image, not credentialed) stay null; by default every one is null
+    paths = [(r["source"], r["image_path"]) for r in read_jsonl(source / "data.jsonl")]
+    assert paths == [("mimic_cxr", None), ("mimic_cxr", ""), ("mimic_cxr", "")] + [
+        ("ward_reports", None)
+    ] * 3
+    assert {r["image_path"] for r in read_jsonl(default / "data.jsonl")} == {None}
