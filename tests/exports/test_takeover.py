@@ -238,3 +238,29 @@ def test_dataset_version_build_takeover_leaves_another_exports_folder_alone(
     assert built.status == "failed"
     assert built.error == f"the folder {folder} holds export v1 of chest; nothing was written"
     assert folder_contents(folder) == before
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "llava", "parquet"])
+def test_dataset_version_build_takeover_rebuilds_each_format_identically(
+    fmt, project, vqa_rad, settings
+):
+    # given an uninterrupted export, and a second one whose worker died having left a partial
+    # shard, a partial JSON array and a committed card and dataset_info.json
+    settings.EXPORT_STALE_SECONDS = 30
+    options = {**OPTIONS, "format": fmt}
+    _, reference = export(project, **options)
+    version = services.dataset_version_create(project=project, options=options)
+    services.dataset_version_claim(version_id=version.pk)
+    folder = services.dataset_version_folder(version)
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / ".train-00000.parquet.partial").write_bytes(b"PAR1 half a shard")
+    (folder / ".train.json.partial").write_text('[\n{"id":"1"')
+    (folder / "README.md").write_text("written by the dead build\n")
+    (folder / "dataset_info.json").write_text("{}\n")
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        heartbeat_at=timezone.now() - dt.timedelta(seconds=31)
+    )
+    # when another worker takes it over, then it writes the same bytes and nothing else
+    built = services.dataset_version_build(version_id=version.pk)
+    assert built.status == "done", built.error
+    assert folder_contents(folder) == folder_contents(reference)
