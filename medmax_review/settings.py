@@ -137,6 +137,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MEDMAX_MAX_IMAGE_BYTES = env_int("MEDMAX_MAX_IMAGE_BYTES", 50 * 1024 * 1024)
 MEDMAX_MAX_IMAGE_PIXELS = env_int("MEDMAX_MAX_IMAGE_PIXELS", 100_000_000)
 MEDMAX_MAX_UPLOAD_BYTES = env_int("MEDMAX_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
+# One JSON line longer than this is refused without being read into memory.
+MEDMAX_MAX_LINE_BYTES = env_int("MEDMAX_MAX_LINE_BYTES", 16 * 1024 * 1024)
+# A failed upload is kept this long for a second look, then removed by the periodic sweep;
+# a successful one is removed as soon as its import ends.
+MEDMAX_FAILED_UPLOAD_KEEP_HOURS = env_int("MEDMAX_FAILED_UPLOAD_KEEP_HOURS", 72)
 
 # Celery: the default broker is kombu's filesystem transport under var/, which needs no server
 # and delivers across processes. CELERY_BROKER_URL switches to Redis.
@@ -158,6 +163,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Periodic work, run by `celery -A medmax_review beat` (one per installation).
+CELERY_BEAT_SCHEDULE = {
+    "uploads-sweep": {"task": "medmax_review.sources.tasks.uploads_sweep", "schedule": 3600.0},
+}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A late-acked task whose worker died is handed out again after this many seconds.
     _visibility = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)

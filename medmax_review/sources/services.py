@@ -7,11 +7,13 @@ With strict=True the whole import is one transaction and nothing is kept if any 
 import contextlib
 import hashlib
 import logging
+import shutil
 import tempfile
 import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -157,7 +159,7 @@ def _folder_inputs(folder: Path, display: str, fmt: str, images_dir: Path | None
 
 def _inputs(
     *, path: Path, fmt: str, images_dir: Path | None, user_map: dict, report: ImportReport,
-    stack: contextlib.ExitStack,
+    stack: contextlib.ExitStack, zips: list,
 ) -> list[_Input]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -169,8 +171,12 @@ def _inputs(
         found = _folder_inputs(path, display, fmt, images_dir, user_map, report)
     elif fmt != DICOM and not dicom.is_dicom(path) and zipfile.is_zipfile(path):
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="medmax-import-")))
-        for error in archives.zip_extract(path=path, target=folder, display=display):
+        archive = archives.ZipSource(path=path, target=folder, display=display)
+        stack.callback(archive.close)
+        archive.extract_data()
+        for error in archive.errors:
             report.refuse([error])
+        zips.append(archive)
         found = _folder_inputs(folder, display + ":", fmt, images_dir, user_map, report)
     else:
         made = _data_input(path, display, fmt, images_dir or path.parent, user_map, report)
@@ -204,8 +210,9 @@ def _presets_write(presets: dict) -> tuple[dict, dict]:
 
 
 class _Importer:
-    def __init__(self, *, project, report, import_run, approved, track_progress):
+    def __init__(self, *, project, report, import_run, approved, track_progress, zips=()):
         self.project = project
+        self.zips = list(zips)  # archives whose images are extracted as rows name them
         self.report = report
         self.import_run = import_run
         self.approved = approved
@@ -272,10 +279,11 @@ class _Importer:
         if not target.is_relative_to(base):
             row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
             return None
-        if not target.exists():
+        if not self._present(target):
             target = self._in_subfolder(base, row.image_ref) or target
         if target not in self.images:
-            self.images[target] = self._load(target, row.image_ref)
+            problem = self._unpack(target)
+            self.images[target] = problem or self._load(target, row.image_ref)
         found = self.images[target]
         if isinstance(found, str):
             # Credentialed rows are often shared without their images: keep the text alone.
@@ -290,6 +298,17 @@ class _Importer:
             row.record.setdefault("meta", {}).setdefault("dicom", found.meta)
         return found.checked
 
+    def _present(self, target: Path) -> bool:
+        return target.exists() or any(z.holds(target) for z in self.zips)
+
+    def _unpack(self, target: Path) -> str:
+        """Extract an archived image the first time a row names it ("" when done or not archived)."""
+        for archive in self.zips:
+            problem = archive.extract(target)
+            if problem is not None:
+                return f"{target.name}: {problem}" if problem else ""
+        return ""
+
     def _in_subfolder(self, base: Path, ref: str) -> Path | None:
         """Datasets keep images one folder down (SLAKE's imgs/, "VQA_RAD Image Folder/"):
         a path not found in the images folder is looked for in its image subfolders."""
@@ -300,7 +319,7 @@ class _Importer:
             )[:20]
         for folder in self.subfolders[base]:
             candidate = (folder / ref).resolve()
-            if candidate.is_relative_to(base) and candidate.is_file():
+            if candidate.is_relative_to(base) and (candidate.is_file() or self._present(candidate)):
                 return candidate
         return None
 
@@ -465,15 +484,16 @@ def records_import(
     path = Path(path)
     images_dir = Path(images_dir) if images_dir else None
     with contextlib.ExitStack() as stack:
+        zips: list[archives.ZipSource] = []
         inputs = _inputs(path=path, fmt=fmt, images_dir=images_dir, user_map=mapping or {},
-                         report=report, stack=stack)
+                         report=report, stack=stack, zips=zips)
         if import_run is not None:
             total = sum(i.reader.count(i.path) for i in inputs)
             ImportRun.objects.filter(pk=import_run.pk).update(rows_total=total)
         # In strict mode progress writes would be rolled back with everything else.
         importer = _Importer(
             project=project, report=report, import_run=import_run, approved=approved,
-            track_progress=not strict,
+            track_progress=not strict, zips=zips,
         )
         if not strict:
             importer.run(inputs)
@@ -573,4 +593,31 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
         run.save()
         return run
     run.refresh_from_db()
-    return import_run_finish(import_run=run, report=report)
+    finished = import_run_finish(import_run=run, report=report)
+    if not report.rolled_back and not report.imported_nothing:
+        upload_remove(import_run=finished)  # kept after a failure, for a second look
+    return finished
+
+
+def upload_remove(*, import_run: ImportRun) -> bool:
+    """Delete a run's uploaded file (and its random folder); the run keeps its report."""
+    if not import_run.upload_path:
+        return False
+    folder = (Path(settings.MEDIA_ROOT) / import_run.upload_path).parent
+    uploads = (Path(settings.MEDIA_ROOT) / "uploads").resolve()
+    if folder.resolve().parent == uploads:  # only ever uploads/<random>/
+        shutil.rmtree(folder, ignore_errors=True)
+    ImportRun.objects.filter(pk=import_run.pk).update(upload_path="")
+    return True
+
+
+def uploads_sweep(*, now=None) -> int:
+    """Remove the uploads of finished runs older than MEDMAX_FAILED_UPLOAD_KEEP_HOURS."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.MEDMAX_FAILED_UPLOAD_KEEP_HOURS)
+    runs = ImportRun.objects.filter(status__in=ImportRun.FINISHED, finished_at__lt=cutoff) \
+        .exclude(upload_path="")
+    removed = 0
+    for run in runs.iterator():
+        removed += upload_remove(import_run=run)
+    return removed

@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
 from medmax_review.core.access import project_for
@@ -9,13 +10,27 @@ from medmax_review.sources import selectors, services
 from medmax_review.sources.forms import ImportUploadForm
 from medmax_review.sources.images import image_path
 from medmax_review.sources.models import ImportRun
+from medmax_review.sources.uploads import SizeLimitedUpload
 
 
+@csrf_exempt  # checked by csrf_protect below, once the size limit is in the upload chain
 @login_required
 def import_upload(request, slug):
+    # Before anything reads the body, so an over-limit upload stops as it streams in.
+    request.upload_handlers.insert(0, SizeLimitedUpload(request))
+    return _import_upload(request, slug)
+
+
+@csrf_protect
+def _import_upload(request, slug):
     project, membership = project_for(request.user, slug, ADMIN)
     form = ImportUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    refused = getattr(request, "upload_refused", "")
+    if refused:
+        form = ImportUploadForm(request.POST, request.FILES)
+        form.is_valid()
+        form.errors["file"] = form.error_class([refused])  # instead of "required"
+    elif request.method == "POST" and form.is_valid():
         run = services.import_run_launch(
             project=project,
             upload=form.cleaned_data["file"],

@@ -4,18 +4,39 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from django.conf import settings
+
 from medmax_review.sources.readers.base import LINE, ParsedRow
 
 UNIT = LINE
 
 
+def _lines(fh, limit: int) -> Iterator[bytes | None]:
+    """The file's lines; None for a line over `limit` bytes, which is skipped unread."""
+    while raw := fh.readline(limit + 1):
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield raw
+
+
 def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]:
-    """Each non-blank line as (row, object); a line that is not a JSON object gets an error."""
+    """Each non-blank line as (row, object); a line that is not a JSON object gets an error.
+
+    Lines are read at most MEDMAX_MAX_LINE_BYTES at a time: a one-line file of gigabytes is
+    refused without being held in memory."""
+    limit = settings.MEDMAX_MAX_LINE_BYTES
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in enumerate(_lines(fh, limit), start=1):
+            row = ParsedRow(file=display, line=number, unit=UNIT)
+            if raw is None:
+                row.error("", f"line is longer than {limit} bytes (MEDMAX_MAX_LINE_BYTES); skipped")
+                yield row, None
+                continue
             if not raw.strip():
                 continue
-            row = ParsedRow(file=display, line=number, unit=UNIT)
             try:
                 data = json.loads(raw.decode("utf-8-sig"))
             except UnicodeDecodeError as exc:
@@ -35,4 +56,5 @@ def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]
 
 def count(path: Path) -> int:
     with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
+        return sum(1 for line in _lines(fh, settings.MEDMAX_MAX_LINE_BYTES)
+                   if line is None or line.strip())
