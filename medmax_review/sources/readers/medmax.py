@@ -16,7 +16,7 @@ from medmax_review.sources.readers.base import (
 )
 
 NAME = "medmax"
-MEDMAX_KEYS = {"text", "image_path", "task", "source", "credential", "tokens", "id"}
+MEDMAX_KEYS = {"text", "image_path", "image", "task", "source", "credential", "tokens", "id"}
 
 
 def looks_like(data: dict) -> bool:
@@ -48,7 +48,11 @@ def fill(row: ParsedRow, data: dict, *, stem: str) -> None:
             row.error("text", str(exc))
             parsed = None
     credential = credential_value(row, data.get("credential"))
-    image_value(row, data.get("image_path"), "image_path")
+    # MedMax JSONL names a file in image_path; a Hugging Face Parquet copy holds the bytes in
+    # an Image column called image.
+    image_field = "image_path" if data.get("image_path") not in (None, "") or "image" not in data \
+        else "image"
+    image_value(row, data.get(image_field), image_field)
     needs_image = parsed is not None and parsed.image_position != medmax.IMAGE_NONE
     # Credentialed rows are published without their image; the text alone is imported.
     if needs_image and not row.image_ref and row.image_data is None and credential != "yes":
