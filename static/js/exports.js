@@ -5,7 +5,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!input || !note) return;
   const update = () => {
     const raw = input.value.trim();
-    if (!raw) { note.textContent = "one data.jsonl, no split"; note.classList.remove("bad"); return; }
+    if (!raw) { note.textContent = "no split: one data file"; note.classList.remove("bad"); return; }
     const parts = raw.split(",").map(Number);
     const sum = parts.reduce((a, b) => a + b, 0);
     const ok = parts.length === 3 && parts.every((p) => p >= 0) && Math.abs(sum - 1) < 1e-6;
