@@ -21,7 +21,7 @@ from medmax_review.scoring.models import (
 )
 from medmax_review.scoring.scorers import image as image_scorer
 from medmax_review.scoring.scorers import near_duplicate
-from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult
+from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult
 from medmax_review.scoring.scorers.consistency import score_consistency
 from medmax_review.scoring.scorers.format import score_format
 from medmax_review.scoring.scorers.grounding import score_grounding
@@ -77,7 +77,8 @@ def priority_for(scores: dict) -> float:
     1 - |2v - 1| (1 at v = 0.5, 0 at v = 0 or 1). A candidate with any failed check comes
     first; among clean ones, those with middling (uncertain) scores come before the sure ones.
     """
-    values = [s["value"] for s in scores.values()]
+    # A check that had nothing to look at (band n/a) says nothing about the candidate.
+    values = [s["value"] for s in scores.values() if s.get("band") != NA]
     if not values:
         return 0.0
     worst = min(values)
@@ -356,6 +357,8 @@ def _threshold_breach(candidate: Candidate) -> tuple[str, float, float] | None:
         score = candidate.scores.get(name)
         # A malformed threshold (not a number) is ignored rather than rejecting on a guess.
         if score is None or isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            continue
+        if score.get("band") == NA:  # nothing was checked: no ground to reject on
             continue
         if score["value"] < threshold:
             return name, score["value"], float(threshold)

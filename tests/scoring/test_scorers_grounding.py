@@ -62,3 +62,20 @@ def test_grounding_embedding_does_not_rescue_an_unrelated_response(demo_rows):
     row = demo_rows["vqarad-1582"]
     result = score_grounding(item_for(row, response="The femur is fractured and needs surgery."))
     assert result.band in ("poor", "fail"), result.evidence
+
+
+def test_grounding_with_nothing_to_check_is_not_applicable(demo_rows):
+    """No content words, or no source text: n/a, not a "good" that nothing earned."""
+    row = demo_rows["vqarad-1582"]
+    for item in (item_for(row, response="<image>"),
+                 item_for({**row, "question": "", "answer": "", "caption": ""}, response="Right lung")):
+        result = score_grounding(item)
+        assert result.band == "n/a", result
+        assert [e["rule"] for e in result.evidence] == ["nothing_to_check"]
+
+
+def test_priority_ignores_not_applicable_scores():
+    from medmax_review.scoring.services import priority_for
+
+    fair = {"format": {"value": 0.6, "band": "fair"}}
+    assert priority_for({**fair, "grounding": {"value": 1.0, "band": "n/a"}}) == priority_for(fair)

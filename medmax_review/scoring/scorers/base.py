@@ -3,6 +3,9 @@
 from dataclasses import dataclass, field
 
 GOOD, FAIR, POOR, FAIL = "good", "fair", "poor", "fail"
+# A scorer that had nothing to check says so: its neutral value must not read as "good", move
+# the queue or trip an auto-reject threshold.
+NA = "n/a"
 
 
 def band_for(value: float) -> str:

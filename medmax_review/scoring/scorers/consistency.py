@@ -3,7 +3,7 @@
 import re
 
 from medmax_review.core.medmax import VQA
-from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult, evidence
+from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult, evidence
 from medmax_review.scoring.scorers.text import STOP_WORDS, stem, words
 
 NAME = "consistency"
@@ -186,6 +186,10 @@ def _check_negation(item: ScoreInput) -> list[tuple[float, dict]]:
 
 def score_consistency(item: ScoreInput) -> ScoreResult:
     source = "\n".join(t for t in (item.source_text(), item.context) if t)
+    if not source.strip() and not item.modality.strip():
+        return ScoreResult(NAME, 1.0, band=NA, evidence=[evidence(
+            "nothing_to_check", "the record has no source text or modality to check against",
+            field="response")])
     findings = (
         _check_numbers(item, source) + _check_laterality(item, source) + _check_modality(item)
         + _check_anatomy(item, source) + _check_negation(item)

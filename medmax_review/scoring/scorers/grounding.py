@@ -5,7 +5,7 @@ import importlib.util
 import os
 import threading
 
-from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult, evidence
+from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult, evidence
 from medmax_review.scoring.scorers.text import content_words, stem, stems
 
 NAME = "grounding"
@@ -43,8 +43,12 @@ def score_grounding(item: ScoreInput) -> ScoreResult:
     source_stems = stems(source)
     response_words = content_words(item.response)
     if not response_words:
-        return ScoreResult(NAME, 1.0, evidence=[evidence(
-            "lexical", "the response has no content words to check", field="response")])
+        return ScoreResult(NAME, 1.0, band=NA, evidence=[evidence(
+            "nothing_to_check", "the response has no content words to check", field="response")])
+    if not source.strip():
+        return ScoreResult(NAME, 1.0, band=NA, evidence=[evidence(
+            "nothing_to_check", "the record has no source text to check the response against",
+            field="response")])
     unsupported = [(w, s, e) for w, s, e in response_words if stem(w) not in source_stems]
     lexical = 1 - len(unsupported) / len(response_words)
     found = []
