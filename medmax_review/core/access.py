@@ -27,3 +27,23 @@ def is_project_admin(membership: Membership) -> bool:
 def has_credentialed_access(user) -> bool:
     profile = getattr(user, "profile", None)
     return bool(profile and profile.credentialed_access)
+
+
+# The one rule for credentialed content: its text, images and files reach only users whose
+# credentialed access a staff member granted, whatever their role in the project. Every read
+# of candidates or records for display goes through one of these.
+
+
+def readable_candidates(queryset, user):
+    """The candidates of `queryset` the user may read."""
+    return queryset if has_credentialed_access(user) else queryset.filter(credential=False)
+
+
+def readable_records(queryset, user):
+    """The source records of `queryset` the user may read."""
+    return queryset if has_credentialed_access(user) else queryset.exclude(credential="yes")
+
+
+def may_read_credentialed(user, *, credentialed: bool) -> bool:
+    """Whether the user may read one item (a candidate, a record, an export's files)."""
+    return not credentialed or has_credentialed_access(user)

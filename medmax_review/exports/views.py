@@ -7,7 +7,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from medmax_review.core.access import project_for
+from medmax_review.core.access import may_read_credentialed, project_for
 from medmax_review.exports import selectors, services
 from medmax_review.exports.files import tar_stream
 from medmax_review.exports.forms import ExportForm
@@ -49,6 +49,7 @@ def export_detail(request, slug, number):
         "files": files,
         "filters": selectors.version_filters_display(version=version),
         "image_files": image_files,
+        "may_download": may_read_credentialed(request.user, credentialed=version.holds_credentialed),
         "stale_seconds": selectors.version_stale_seconds(
             version=version, stale_seconds=settings.EXPORT_STALE_SECONDS
         ),
@@ -82,6 +83,8 @@ def export_download(request, slug, number):
     version = get_object_or_404(
         DatasetVersion, project=project, number=number, status=DatasetVersion.DONE
     )
+    if not may_read_credentialed(request.user, credentialed=version.holds_credentialed):
+        raise Http404("This export holds credentialed rows")
     files = services.version_files(version)
     folder = services.dataset_version_folder(version)
     name = request.GET.get("file")

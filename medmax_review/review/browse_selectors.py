@@ -15,6 +15,7 @@ from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
+from medmax_review.core.access import readable_candidates
 from medmax_review.projects.models import Project
 from medmax_review.review.models import ADJUDICATION, Candidate, Decision, Revision
 from medmax_review.review.textdiff import word_diff
@@ -79,9 +80,9 @@ def _score_value(name: str):
     )
 
 
-def candidates_filtered(*, project: Project, filters: BrowseFilters) -> QuerySet:
-    """Every candidate of the project matching the filters (unordered)."""
-    qs = Candidate.objects.filter(project=project)
+def candidates_filtered(*, project: Project, filters: BrowseFilters, user) -> QuerySet:
+    """Every candidate of the project matching the filters that the user may read (unordered)."""
+    qs = readable_candidates(Candidate.objects.filter(project=project), user)
     if filters.task:
         qs = qs.filter(task=filters.task)
     if filters.disagreement:
@@ -147,11 +148,11 @@ def cursor_decode(cursor: str) -> tuple[float | int, int]:
 
 
 def candidates_browse(
-    *, project: Project, filters: BrowseFilters, cursor: str = "", limit: int = PAGE_SIZE
+    *, project: Project, filters: BrowseFilters, user, cursor: str = "", limit: int = PAGE_SIZE
 ) -> BrowsePage:
     """One page of candidates after `cursor`, ordered by (sort key, id) in one direction."""
     descending, score = sort_spec(filters.sort)
-    qs = candidates_filtered(project=project, filters=filters)
+    qs = candidates_filtered(project=project, filters=filters, user=user)
     key_column = filters.sort.lstrip("-")
     if score:
         qs = qs.annotate(sort_key=_score_value(score))
@@ -250,10 +251,11 @@ def scores_for_display(*, scores: dict) -> list[dict]:
     return out
 
 
-def candidate_history(*, project: Project, candidate_id: int) -> dict | None:
-    """Revisions with a diff against the previous one of the same field, decisions, provenance."""
+def candidate_history(*, project: Project, candidate_id: int, user) -> dict | None:
+    """Revisions with a diff against the previous one of the same field, decisions, provenance;
+    None when there is no such candidate or the user may not read it."""
     candidate = (
-        Candidate.objects.filter(project=project, id=candidate_id)
+        readable_candidates(Candidate.objects.filter(project=project, id=candidate_id), user)
         .select_related("record", "job", "template").first()
     )
     if candidate is None:

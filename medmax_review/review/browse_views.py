@@ -85,7 +85,7 @@ def candidate_browse(request, slug):
         try:
             page = browse_selectors.candidates_browse(
                 project=project, filters=form.filters(), cursor=request.GET.get("cursor", ""),
-                limit=browse_selectors.PAGE_SIZE,
+                limit=browse_selectors.PAGE_SIZE, user=request.user,
             )
         except BrowseError as exc:
             error = str(exc)
@@ -119,7 +119,8 @@ def candidate_browse(request, slug):
 @login_required
 def candidate_history(request, slug, candidate_id):
     project, membership = project_for(request.user, slug, ADJUDICATOR)
-    history = browse_selectors.candidate_history(project=project, candidate_id=candidate_id)
+    history = browse_selectors.candidate_history(
+        project=project, candidate_id=candidate_id, user=request.user)
     if history is None:
         raise Http404("No such candidate in this project")
     return render(
@@ -146,7 +147,7 @@ def candidate_bulk(request, slug):
         score_name=request.POST.get("bulk_score", ""), threshold=threshold,
     )
     try:
-        count = bulk.bulk_count(project=project, request=action)
+        count = bulk.bulk_count(project=project, request=action, user=request.user)
     except ValueError as exc:
         return HttpResponseBadRequest(str(exc))
     back = urlencode({k: v for k, v in request.POST.items() if k in form.fields and v})

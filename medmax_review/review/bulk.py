@@ -58,10 +58,10 @@ class BulkRequest:
                 raise ValueError("threshold: give a number, e.g. 0.3")
 
 
-def bulk_selection(*, project: Project, request: BulkRequest) -> QuerySet:
-    """The candidates the action would touch."""
+def bulk_selection(*, project: Project, request: BulkRequest, user) -> QuerySet:
+    """The candidates the action would touch: only those the user may read."""
     request.check()
-    qs = candidates_filtered(project=project, filters=request.filters)
+    qs = candidates_filtered(project=project, filters=request.filters, user=user)
     if request.action == REQUEUE:
         # Failed generations have no usable text to review.
         qs = qs.exclude(status=GENERATION_ERROR)
@@ -72,9 +72,9 @@ def bulk_selection(*, project: Project, request: BulkRequest) -> QuerySet:
     return qs
 
 
-def bulk_count(*, project: Project, request: BulkRequest) -> int:
+def bulk_count(*, project: Project, request: BulkRequest, user) -> int:
     """What the confirmation step shows."""
-    return bulk_selection(project=project, request=request).count()
+    return bulk_selection(project=project, request=request, user=user).count()
 
 
 def _id_batches(qs: QuerySet) -> Iterator[list[int]]:
@@ -94,7 +94,7 @@ def bulk_run(*, project: Project, user, request: BulkRequest) -> AuditEntry:
     The entry is written first, so a run that dies half way still says who started what; its
     count is filled in at the end (None means it did not finish).
     """
-    qs = bulk_selection(project=project, request=request)
+    qs = bulk_selection(project=project, request=request, user=user)
     details = {"filters": request.filters.as_dict(), "count": None}
     if request.action == REJECT_BELOW:
         details.update({"score": request.score_name, "threshold": request.threshold})

@@ -171,7 +171,8 @@ def _walk(project, filters, limit):
     """Every page in order, following next_cursor; returns the ids seen and the page count."""
     seen, cursor, pages = [], "", 0
     while True:
-        page = candidates_browse(project=project, filters=filters, cursor=cursor, limit=limit)
+        page = candidates_browse(project=project, filters=filters, cursor=cursor, limit=limit,
+                                 user=_reader(project))
         seen += [c.id for c in page.rows]
         pages += 1
         if not page.next_cursor:
@@ -180,8 +181,14 @@ def _walk(project, filters, limit):
         assert pages < 100, "pagination does not end"
 
 
+def _reader(project):
+    """An admin of the project with credentialed access: sees every candidate."""
+    from medmax_review.projects.models import Membership
+    return Membership.objects.filter(project=project, role="admin").first().user
+
+
 @pytest.fixture
-def tied(project):
+def tied(project, admin_user):
     """Candidates whose priority and grounding score tie in groups, some with no score at all."""
     out = []
     for i, p in enumerate([0.5, 0.5, 0.5, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.7, 0.5, 0.5, 0.3]):
@@ -218,11 +225,12 @@ def test_candidates_browse_keyset_with_filter(project, tied):
 
 
 def test_candidates_browse_keyset_never_uses_offset(project, tied):
-    first = candidates_browse(project=project, filters=BrowseFilters(sort="-priority"), limit=3)
+    first = candidates_browse(project=project, filters=BrowseFilters(sort="-priority"), limit=3,
+                              user=_reader(project))
     with CaptureQueriesContext(connection) as queries:
         candidates_browse(
             project=project, filters=BrowseFilters(sort="-priority"), cursor=first.next_cursor,
-            limit=3,
+            limit=3, user=_reader(project),
         )
     sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
     assert "OFFSET" not in sql
