@@ -33,6 +33,9 @@ def project_settings(request, slug):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Project settings saved.")
+        if "reviews_required" in form.changed_data:
+            # The candidates already waiting keep their slots unless the admin says otherwise.
+            return redirect("reviews_required_confirm", slug)
         return redirect("project_settings", slug)
     return render(
         request, "projects/project_settings.html",

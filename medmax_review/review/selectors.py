@@ -2,7 +2,7 @@
 
 from datetime import datetime, time
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from medmax_review.review.models import (
     EDITABLE_FIELDS,
     FLAG,
     FLAGGED,
+    PENDING,
     REJECT,
     REJECT_REASONS,
     REJECTED,
@@ -265,3 +266,19 @@ def adjudication_count(*, project: Project) -> int:
     return Candidate.objects.filter(
         Q(status=ADJUDICATION) | Q(status=FLAGGED), project=project
     ).count()
+
+
+def candidates_slots_off_target(*, project: Project) -> QuerySet[Candidate]:
+    """Waiting candidates whose review slots the project's "reviews required" would change.
+
+    Fewer slots than required, or more with an open one that can go: claimed and finished
+    slots are never taken away.
+    """
+    required = project.reviews_required
+    return (
+        Candidate.objects.filter(project=project, status=PENDING)
+        .annotate(
+            total=Count("slots"), open=Count("slots", filter=Q(slots__state=ReviewSlot.OPEN))
+        )
+        .filter(Q(total__lt=required) | Q(total__gt=required, open__gt=0))
+    )

@@ -5,6 +5,7 @@ from medmax_review.review import views
 urlpatterns = [
     path("", views.review_next, name="review_next"),
     path("undo/", views.review_undo, name="review_undo"),
+    path("reviews-required/", views.reviews_required_confirm, name="reviews_required_confirm"),
     path("adjudication/", views.adjudication_queue, name="adjudication_queue"),
     path(
         "adjudication/<int:candidate_id>/", views.adjudication_candidate,

@@ -1,5 +1,6 @@
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -7,9 +8,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
 from medmax_review.core.access import project_for
-from medmax_review.projects.models import ADJUDICATOR, REVIEWER, Project
+from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER, Project
 from medmax_review.review import claims, selectors, services
 from medmax_review.review.models import REJECT_REASONS
+from medmax_review.review.reviews_required import candidates_reviews_required_apply
 
 PAGE = "review/review_page.html"
 
@@ -189,3 +191,28 @@ def adjudication_candidate(request, slug, candidate_id):
         "reasons": REJECT_REASONS,
     }
     return render(request, "review/adjudication_candidate.html", context)
+
+
+@login_required
+def reviews_required_confirm(request, slug):
+    """After "reviews required" changed: apply it to the candidates already waiting, or not."""
+    project, _ = project_for(request.user, slug, ADMIN)
+    if request.method == "POST":
+        if request.POST.get("apply") == "yes":
+            change = candidates_reviews_required_apply(project=project)
+            messages.success(
+                request,
+                f"{project.reviews_required} reviews required now applies to "
+                f"{change.candidates} waiting candidates: {change.added} review slots added, "
+                f"{change.removed} removed, {change.settled} candidates decided by the reviews "
+                "they already had.",
+            )
+        else:
+            messages.info(
+                request, f"{project.reviews_required} reviews required applies to new candidates only."
+            )
+        return redirect("project_settings", slug)
+    affected = selectors.candidates_slots_off_target(project=project).count()
+    return render(
+        request, "review/reviews_required.html", {"project": project, "affected": affected}
+    )
