@@ -30,12 +30,12 @@ class DatasetVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    @property
-    def holds_credentialed(self) -> bool:
-        """Rows from credentialed sources are in the files: only credentialed users get them."""
-        return bool((self.manifest or {}).get("counts", {}).get("credential", {}).get("yes"))
-
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="export_unique_number")
         ]
+
+    @property
+    def holds_credentialed(self) -> bool:
+        """Rows from credentialed sources are in the files: only credentialed users get them."""
+        return bool((self.manifest or {}).get("counts", {}).get("credential", {}).get("yes"))

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from medmax_review.core.audit import audit_record
+from medmax_review.core.models import AuditEvent
 from medmax_review.exports.build import (
     IMAGES_DIR,
     MANIFEST,
@@ -65,10 +67,13 @@ def dataset_version_create(
             path = str(Path(out_dir).resolve() / f"v{number}")
         else:
             path = f"exports/{project.slug}/v{number}"
-        return DatasetVersion.objects.create(
+        version = DatasetVersion.objects.create(
             project=project, number=number, format=clean["format"], options=clean,
             path=path, created_by=user,
         )
+        audit_record(AuditEvent.EXPORT_CREATED, actor=user, project=project,
+                     target=f"v{number}", format=clean["format"])
+        return version
 
 
 def dataset_version_enqueue(*, version: DatasetVersion) -> None:

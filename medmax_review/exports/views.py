@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from medmax_review.core.access import may_read_credentialed, project_for
+from medmax_review.core.audit import audit_record
+from medmax_review.core.models import AuditEvent
 from medmax_review.exports import selectors, services
 from medmax_review.exports.files import tar_stream
 from medmax_review.exports.forms import ExportForm
@@ -88,6 +90,8 @@ def export_download(request, slug, number):
     files = services.version_files(version)
     folder = services.dataset_version_folder(version)
     name = request.GET.get("file")
+    audit_record(AuditEvent.EXPORT_DOWNLOADED, actor=request.user, request=request,
+                 project=project, target=f"v{version.number}", file=name or "(all, tar)")
     if name:
         # Only names listed in the manifest: the request never builds a path of its own.
         if name not in files:

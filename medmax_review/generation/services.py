@@ -19,6 +19,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from medmax_review.core import medmax
+from medmax_review.core.audit import audit_record
+from medmax_review.core.models import AuditEvent
 from medmax_review.generation import selectors
 from medmax_review.generation.backends import (
     Backend,
@@ -109,10 +111,13 @@ def template_save(
             return latest
         try:
             with transaction.atomic():
-                return PromptTemplate.objects.create(
+                template = PromptTemplate.objects.create(
                     project=project, task=task, name=name, text=text, created_by=user,
                     version=(latest.version + 1) if latest else 1,
                 )
+                audit_record(AuditEvent.TEMPLATE_SAVED, actor=user, project=project,
+                             target=template.ref)
+                return template
         except IntegrityError:
             continue  # someone saved the same version number first: number again
     raise JobError("text: the template is being edited by someone else; try again")

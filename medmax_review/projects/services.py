@@ -1,8 +1,11 @@
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from medmax_review.core.audit import audit_record
+from medmax_review.core.models import AuditEvent
 from medmax_review.projects.models import Membership, Project, UserProfile
 
 
@@ -11,10 +14,15 @@ def project_get_or_create(*, slug: str, name: str | None = None) -> tuple[Projec
 
 
 @transaction.atomic
-def membership_set(*, project: Project, user, role: str) -> Membership:
+def membership_set(*, project: Project, user, role: str, actor=None) -> Membership:
+    """Give `user` the role in the project (adding them); `actor` is who did it, for the log."""
+    before = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
+    if before != role:
+        audit_record(AuditEvent.ROLE_CHANGED, actor=actor, project=project,
+                     target=user.get_username(), before=before, after=role)
     return membership
 
 
@@ -46,5 +54,26 @@ def member_remove(*, project: Project, user_id: int, acting_user) -> bool:
     """Remove a membership; an admin cannot remove themselves (a project keeps an admin)."""
     if user_id == acting_user.pk:
         return False
-    deleted, _ = Membership.objects.filter(project=project, user_id=user_id).delete()
-    return bool(deleted)
+    membership = Membership.objects.filter(project=project, user_id=user_id).select_related("user").first()
+    if membership is None:
+        return False
+    membership.delete()
+    audit_record(AuditEvent.MEMBER_REMOVED, actor=acting_user, project=project,
+                 target=membership.user.get_username(), role=membership.role)
+    return True
+
+
+@transaction.atomic
+def credentialed_access_set(*, user, granted: bool, actor) -> bool:
+    """Grant or revoke credentialed access. Staff only: a project admin never can, so no one
+    can give themselves or a friend access to credentialed records. True if it changed."""
+    if actor is not None and not (actor.is_staff or actor.is_superuser):
+        raise PermissionDenied("only staff may change credentialed access")
+    profile, _ = UserProfile.objects.select_for_update().get_or_create(user=user)
+    if profile.credentialed_access == granted:
+        return False
+    profile.credentialed_access = granted
+    profile.save(update_fields=["credentialed_access"])
+    audit_record(AuditEvent.CREDENTIAL_CHANGED, actor=actor, target=user.get_username(),
+                 granted=granted)
+    return True

@@ -12,6 +12,8 @@ from django.db.models import FloatField, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
+from medmax_review.core.audit import audit_record
+from medmax_review.core.models import AuditEvent
 from medmax_review.projects.models import Project
 from medmax_review.review.browse_selectors import (
     BrowseFilters,
@@ -107,6 +109,8 @@ def bulk_run(*, project: Project, user, request: BulkRequest) -> AuditEntry:
         count += run(project=project, user=user, request=request, ids=ids)
     entry.details["count"] = count
     entry.save(update_fields=["details"])
+    audit_record(AuditEvent.BULK_ACTION, actor=user, project=project, target=request.action,
+                 **entry.details)
     return entry
 
 
