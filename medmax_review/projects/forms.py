@@ -56,9 +56,7 @@ class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=150)
     # The least powerful role by default: granting admin is a deliberate choice.
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=REVIEWER)
-    credentialed_access = forms.BooleanField(
-        required=False, help_text="May see records from credentialed sources (new users only)."
-    )
+    # No credentialed-access box: only staff grant it (Django admin or `credentialed_access`).
 
 
 class MemberRoleForm(forms.Form):

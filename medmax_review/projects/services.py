@@ -32,22 +32,37 @@ def user_create(*, username: str, password: str, credentialed: bool = False, **e
     return user
 
 
-def member_add(
-    *, project: Project, username: str, role: str, credentialed: bool = False, **extra
-):
-    """Add a user to the project, creating the account when it does not exist.
+def users_visible_to(actor):
+    """The accounts an admin may add by name: those sharing a project with them (staff: all)."""
+    users = get_user_model().objects.all()
+    if actor.is_staff or actor.is_superuser:
+        return users
+    shared = Membership.objects.filter(project__memberships__user=actor).values("user_id")
+    return users.filter(pk__in=shared)
 
-    Returns (membership, password): password is the new account's random password, shown once,
-    or None when the account already existed. `extra` (e.g. is_staff) applies to a new account.
+
+ADDED, CREATED, UNAVAILABLE = "added", "created", "unavailable"
+
+
+def member_add(
+    *, project: Project, username: str, role: str, actor=None, credentialed: bool = False, **extra
+):
+    """Add a user to the project, creating the account when the name is free.
+
+    Returns (outcome, membership, password): outcome ADDED for an account the actor could
+    already see (it shares a project with them), CREATED with the new account's random
+    password (shown once), or UNAVAILABLE for a name taken by an account the actor cannot
+    see, which is neither added nor described. `credentialed` and `extra` (is_staff) apply to
+    a new account and are for the set-up commands: the member form grants neither.
     """
     user = get_user_model().objects.filter(username=username).first()
-    password = None
-    if user is None:
-        password = secrets.token_urlsafe(12)
-        user = user_create(
-            username=username, password=password, credentialed=credentialed, **extra
-        )
-    return membership_set(project=project, user=user, role=role), password
+    if user is not None:
+        if actor is not None and not users_visible_to(actor).filter(pk=user.pk).exists():
+            return UNAVAILABLE, None, None
+        return ADDED, membership_set(project=project, user=user, role=role, actor=actor), None
+    password = secrets.token_urlsafe(12)
+    user = user_create(username=username, password=password, credentialed=credentialed, **extra)
+    return CREATED, membership_set(project=project, user=user, role=role, actor=actor), password
 
 
 def member_remove(*, project: Project, user_id: int, acting_user) -> bool:

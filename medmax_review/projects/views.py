@@ -47,26 +47,29 @@ def project_settings(request, slug):
 def project_members(request, slug):
     project, membership = project_for(request.user, slug, ADMIN)
     form = MemberAddForm(request.POST or None)
+    new_account = None
     if request.method == "POST" and form.is_valid():
-        _, password = services.member_add(
-            project=project,
-            username=form.cleaned_data["username"],
-            role=form.cleaned_data["role"],
-            credentialed=form.cleaned_data["credentialed_access"],
+        username = form.cleaned_data["username"]
+        outcome, _, password = services.member_add(
+            project=project, username=username, role=form.cleaned_data["role"],
+            actor=request.user,
         )
-        if password:
-            messages.success(
-                request,
-                f"Created {form.cleaned_data['username']} with password {password} "
-                "(shown once: pass it on securely).",
-            )
+        if outcome == services.UNAVAILABLE:
+            form.add_error("username", f"{username!r} is not available: choose another name, "
+                                       "or ask staff to add that account.")
+        elif outcome == services.CREATED:
+            # Shown on this page only: never stored in a message (a cookie) or the session.
+            new_account = {"username": username, "password": password}
+            form = MemberAddForm()
         else:
-            messages.success(request, f"{form.cleaned_data['username']} added.")
-        return redirect("project_members", slug)
+            messages.success(request, f"{username} added.")
+            return redirect("project_members", slug)
     members = selectors.members_for_project(project=project)
     return render(
         request, "projects/project_members.html",
-        {"project": project, "membership": membership, "form": form, "members": members},
+        {"project": project, "membership": membership, "form": form, "members": members,
+         "new_account": new_account},
+        status=400 if form.errors else 200,
     )
 
 
@@ -81,7 +84,8 @@ def project_member_role(request, slug, user_id):
     elif not form.is_valid():
         messages.error(request, f"Not a role: {request.POST.get('role', '')!r}.")
     else:
-        services.membership_set(project=project, user=target.user, role=form.cleaned_data["role"])
+        services.membership_set(project=project, user=target.user, role=form.cleaned_data["role"],
+                                actor=request.user)
         messages.success(request, f"{target.user.username} is now {form.cleaned_data['role']}.")
     return redirect("project_members", slug)
 

@@ -50,14 +50,47 @@ def test_settings_rejects_bad_thresholds_and_keeps_saved_ones(client, project, a
 def test_members_admin_creates_account_with_password_shown_once(client, project, admin_user):
     client.force_login(admin_user)
     response = client.post(
-        f"/p/{project.slug}/members/", {"username": "dr_new", "role": "reviewer"}, follow=True
+        f"/p/{project.slug}/members/", {"username": "dr_new", "role": "reviewer"}
     )
     text = response.content.decode()
-    assert "shown once" in text
-    password = text.split("with password ")[1].split(" ")[0]
+    assert response.status_code == 200 and "shown once" in text
+    password = text.split('with password <code class="secret">')[1].split("<")[0]
     user = get_user_model().objects.get(username="dr_new")
     assert user.check_password(password)
     assert Membership.objects.get(project=project, user=user).role == "reviewer"
+    # Not in the messages cookie or the session: only on that one page.
+    assert password not in str(response.cookies) and password not in str(dict(client.session))
+    assert password not in client.get(f"/p/{project.slug}/members/").content.decode()
+
+
+def test_members_form_grants_no_credentialed_access(client, project, admin_user):
+    client.force_login(admin_user)
+    client.post(f"/p/{project.slug}/members/",
+                {"username": "dr_cred", "role": "reviewer", "credentialed_access": "on"})
+    assert get_user_model().objects.get(username="dr_cred").profile.credentialed_access is False
+
+
+def test_members_form_adds_only_accounts_the_admin_can_see(client, project, admin_user):
+    from medmax_review.projects import services as project_services
+
+    other, _ = project_services.project_get_or_create(slug="elsewhere")
+    stranger = project_services.user_create(username="stranger", password="x" * 12)
+    project_services.membership_set(project=other, user=stranger, role="reviewer")
+    colleague = project_services.user_create(username="colleague", password="x" * 12)
+    project_services.membership_set(project=other, user=colleague, role="reviewer")
+    project_services.membership_set(project=other, user=admin_user, role="reviewer")
+    stranger_only, _ = project_services.project_get_or_create(slug="private")
+    project_services.membership_set(project=stranger_only, user=stranger, role="admin")
+    Membership.objects.filter(project=other, user=stranger).delete()
+    client.force_login(admin_user)
+
+    refused = client.post(f"/p/{project.slug}/members/", {"username": "stranger", "role": "admin"})
+    added = client.post(f"/p/{project.slug}/members/", {"username": "colleague", "role": "reviewer"})
+
+    assert refused.status_code == 400 and "is not available" in refused.content.decode()
+    assert not Membership.objects.filter(project=project, user=stranger).exists()
+    assert added.status_code == 302
+    assert Membership.objects.filter(project=project, user=colleague).exists()
 
 
 def test_members_role_change_and_remove(client, project, admin_user, reviewer):

@@ -74,7 +74,7 @@ class Command(BaseCommand):
         )
 
     def _account(self, project, username, role, superuser=False):
-        _, password = projects.member_add(
+        _, _, password = projects.member_add(
             project=project, username=username, role=role, credentialed=superuser,
             is_staff=superuser, is_superuser=superuser,
         )
