@@ -68,3 +68,18 @@ def test_zero_setup_defaults_use_sqlite_and_filesystem_broker(tmp_path):
     )
     result = _manage(["shell", "--no-imports", "-c", code], {"CELERY_BROKER_URL": ""}, tmp_path)
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"], result.stderr
+
+
+@pytest.mark.parametrize("flag, expected", [("", "None"), ("True", "('HTTP_X_FORWARDED_PROTO', 'https')")])
+def test_proxy_https_header_is_believed_only_when_a_setting_says_a_proxy_sets_it(
+    tmp_path, flag, expected
+):
+    secret = "x" * 60
+    env = {"DEBUG": "False", "SECRET_KEY": secret, "ALLOWED_HOSTS": "review.example.org"}
+    if flag:
+        env["PROXY_SETS_X_FORWARDED_PROTO"] = flag
+    result = _manage(["shell", "--no-imports", "-c",
+                      "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"],
+                     env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
