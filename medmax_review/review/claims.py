@@ -1,19 +1,19 @@
 """The review queue: claims (leases) on ReviewSlot rows.
 
 A slot is `open`, `claimed` (by one reviewer until `claim_expires_at`) or `done`. Every action
-and draft save renews the lease; skipping, signing out or letting it expire releases it.
+and draft save renews the lease; skipping, signing out or letting it expire releases it. What a
+reviewer may claim is read in selectors (claimable_slots, claim_held); this module writes claims.
 """
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
-from medmax_review.review.models import PENDING, REVIEW_ACTIONS, Candidate, Decision, ReviewSlot
+from medmax_review.review.models import PENDING, Candidate, ReviewSlot
+from medmax_review.review.selectors import claim_held, claimable_slots
 
 # SQLite has no SKIP LOCKED: a lost race just means trying the next slot.
 _SQLITE_RETRIES = 5
@@ -54,42 +54,6 @@ def claim_renew(*, slot: ReviewSlot) -> bool:
     ).update(claim_expires_at=expires)
     slot.claim_expires_at = expires
     return bool(renewed)
-
-
-def claim_held(*, project: Project, user) -> ReviewSlot | None:
-    """The user's unexpired claim on a candidate still in review, if any.
-
-    A candidate taken out of the queue loses its claims (queue.candidates_dequeue); the status
-    check keeps a claim that escaped that from handing out a read-only page till it expires.
-    """
-    return (
-        ReviewSlot.objects.filter(
-            project=project, reviewer=user, state=ReviewSlot.CLAIMED,
-            claim_expires_at__gte=timezone.now(), candidate__status=PENDING,
-        )
-        .select_related("candidate")
-        .order_by("claimed_at", "id")
-        .first()
-    )
-
-
-def claimable_slots(*, project: Project, user):
-    """Open slots of pending candidates this user may see and has not reviewed, claimed or skipped.
-
-    An undone decision no longer counts (nor does the undo itself): the candidate is the
-    reviewer's to review again, whatever became of the claim the undo gave back.
-    """
-    mine = ReviewSlot.objects.filter(candidate=OuterRef("candidate"), reviewer=user)
-    decided = Decision.objects.filter(
-        candidate=OuterRef("candidate"), reviewer=user, action__in=REVIEW_ACTIONS,
-        undone_by__isnull=True,
-    )
-    slots = ReviewSlot.objects.filter(
-        project=project, state=ReviewSlot.OPEN, candidate__status=PENDING
-    ).filter(~Exists(mine), ~Exists(decided))
-    if not has_credentialed_access(user):
-        slots = slots.filter(credential=False)
-    return slots.order_by("-priority", "id")
 
 
 def claim_next(*, project: Project, user) -> Candidate | None:
@@ -168,8 +132,3 @@ def claim_candidate(*, candidate: Candidate, user) -> ReviewSlot | None:
         if slot_claim_by_id(slot_id=slot_id, user=user):
             return ReviewSlot.objects.get(pk=slot_id)
     return None
-
-
-def slot_for(*, candidate: Candidate, user) -> ReviewSlot | None:
-    """The user's slot on this candidate (claimed or done)."""
-    return ReviewSlot.objects.filter(candidate=candidate, reviewer=user).first()

@@ -1,4 +1,5 @@
-"""Review reads: what the review screen, the conflict fragment and adjudication show."""
+"""Review reads: the queue (what a reviewer may claim), the review screen, the conflict fragment,
+adjudication, and the standing verdicts that statistics read too."""
 
 from datetime import datetime, time
 
@@ -8,7 +9,6 @@ from django.utils import timezone
 
 from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
-from medmax_review.review import claims
 from medmax_review.review.browse_selectors import BANDS, scores_for_display
 from medmax_review.review.models import (
     ADJUDICATION,
@@ -21,6 +21,7 @@ from medmax_review.review.models import (
     REJECT,
     REJECT_REASONS,
     REJECTED,
+    REVIEW_ACTIONS,
     UNDO,
     VERDICTS,
     Candidate,
@@ -103,6 +104,47 @@ def provenance_label(provenance) -> str:
     return "imported"
 
 
+def claim_held(*, project: Project, user) -> ReviewSlot | None:
+    """The user's unexpired claim on a candidate still in review, if any.
+
+    A candidate taken out of the queue loses its claims (queue.candidates_dequeue); the status
+    check keeps a claim that escaped that from handing out a read-only page till it expires.
+    """
+    return (
+        ReviewSlot.objects.filter(
+            project=project, reviewer=user, state=ReviewSlot.CLAIMED,
+            claim_expires_at__gte=timezone.now(), candidate__status=PENDING,
+        )
+        .select_related("candidate")
+        .order_by("claimed_at", "id")
+        .first()
+    )
+
+
+def claimable_slots(*, project: Project, user):
+    """Open slots of pending candidates this user may see and has not reviewed, claimed or skipped.
+
+    An undone decision no longer counts (nor does the undo itself): the candidate is the
+    reviewer's to review again, whatever became of the claim the undo gave back.
+    """
+    mine = ReviewSlot.objects.filter(candidate=OuterRef("candidate"), reviewer=user)
+    decided = Decision.objects.filter(
+        candidate=OuterRef("candidate"), reviewer=user, action__in=REVIEW_ACTIONS,
+        undone_by__isnull=True,
+    )
+    slots = ReviewSlot.objects.filter(
+        project=project, state=ReviewSlot.OPEN, candidate__status=PENDING
+    ).filter(~Exists(mine), ~Exists(decided))
+    if not has_credentialed_access(user):
+        slots = slots.filter(credential=False)
+    return slots.order_by("-priority", "id")
+
+
+def slot_for(*, candidate: Candidate, user) -> ReviewSlot | None:
+    """The user's slot on this candidate (claimed or done)."""
+    return ReviewSlot.objects.filter(candidate=candidate, reviewer=user).first()
+
+
 def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidate:
     """The candidate, or 404 if it is not in the project or needs credentials the user lacks."""
     candidate = (
@@ -122,7 +164,7 @@ def candidate_peek_next(*, project: Project, user, exclude_id: int | None = None
     when the clinician decides. Same visibility and order as claim_next, so the plan stays on the
     slot queue index (one LIMIT 1 walk from the top of the queue).
     """
-    slots = claims.claimable_slots(project=project, user=user)
+    slots = claimable_slots(project=project, user=user)
     if exclude_id is not None:
         slots = slots.exclude(candidate_id=exclude_id)
     slot = slots.select_related("candidate__record__image").first()
@@ -139,7 +181,7 @@ def queue_counts(*, project: Project, user) -> dict:
         candidate=OuterRef("candidate"), state=ReviewSlot.OPEN, index__lt=OuterRef("index")
     )
     left = (
-        claims.claimable_slots(project=project, user=user)
+        claimable_slots(project=project, user=user)
         .filter(~Exists(lower_open)).values("id")[: COUNT_CAP + 1].count()
     )
     held = ReviewSlot.objects.filter(project=project, reviewer=user, state=ReviewSlot.CLAIMED).count()
@@ -176,7 +218,7 @@ def review_screen(*, candidate: Candidate, user) -> dict:
     """Everything the review pane shows for this reviewer and candidate."""
     project = candidate.project
     record = candidate.record
-    slot = claims.slot_for(candidate=candidate, user=user)
+    slot = slot_for(candidate=candidate, user=user)
     holds_claim = (
         slot is not None and slot.state == ReviewSlot.CLAIMED and candidate.status == "pending"
     )

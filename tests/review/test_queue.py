@@ -96,7 +96,7 @@ def test_claim_held_ignores_a_claim_on_a_candidate_no_longer_pending(project, re
     stale, waiting = make_candidates(2, priorities=[0.9, 0.1])
     claims.claim_next(project=project, user=reviewer)
     Candidate.objects.filter(pk=stale.pk).update(status=REJECTED)
-    assert claims.claim_held(project=project, user=reviewer) is None
+    assert selectors.claim_held(project=project, user=reviewer) is None
     assert claims.claim_next(project=project, user=reviewer) == waiting
     assert claims.claim_candidate(candidate=Candidate.objects.get(pk=stale.pk), user=reviewer) is None
 

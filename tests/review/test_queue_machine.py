@@ -4,7 +4,7 @@ Hypothesis drives three reviewers (one with credentialed access) through next / 
 reject / skip / flag / undo / sign-out / lease expiry, and the system and an admin through
 auto-reject, bulk reject, new candidates and "reviews required" changes (applied to the waiting
 candidates or not). After every step the queue's promises are checked against the rows
-themselves, by rules written here independently of claims.claimable_slots:
+themselves, by rules written here independently of selectors.claimable_slots:
 
 - no slot is held by two reviewers, nobody holds two claims, no slot is open or claimed on a
   candidate out of the queue;

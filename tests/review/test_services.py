@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.signals import user_logged_out
+from django.urls import reverse
 from django.utils import timezone
 
 from medmax_review.review import claims, services
@@ -131,10 +131,12 @@ def test_claim_renewed_by_draft_save(project, reviewer, make_candidates, setting
     assert ReviewSlot.objects.get(candidate=c).claim_expires_at > timezone.now() + timedelta(seconds=50)
 
 
-def test_claim_released_on_sign_out(project, reviewer, reviewer2, make_candidates):
+def test_claim_released_on_sign_out(client, project, reviewer, reviewer2, make_candidates):
     (c,) = make_candidates(1)
     claims.claim_next(project=project, user=reviewer)
-    user_logged_out.send(sender=type(reviewer), request=None, user=reviewer)
+    # The real sign-out: the form in the top bar posts to the logout view.
+    client.force_login(reviewer)
+    assert client.post(reverse("logout")).status_code == 302
     assert ReviewSlot.objects.get(candidate=c).state == ReviewSlot.OPEN
     assert claims.claim_next(project=project, user=reviewer2) == c
 
