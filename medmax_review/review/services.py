@@ -273,7 +273,10 @@ def decision_undo_last(*, project: Project, user, idempotency_key: str | None = 
         raise Conflict("Nothing to undo.")
     with transaction.atomic():
         candidate = _locked(last.candidate_id)
-        later = candidate.decisions.filter(id__gt=last.id).exclude(action=UNDO).exclude(reviewer=user)
+        # What others decided since, and still stands (an undone decision no longer counts).
+        later = candidate.decisions.filter(id__gt=last.id, undone_by__isnull=True).exclude(
+            action=UNDO
+        ).exclude(reviewer=user)
         if later.exists():
             raise Conflict("Someone decided on this candidate after you; it cannot be undone.",
                            candidate=candidate)

@@ -59,6 +59,20 @@ def test_undo_of_a_skip_makes_the_candidate_offerable_again(project, reviewer, m
     assert claims.claim_next(project=project, user=reviewer) == c
 
 
+def test_undo_is_not_blocked_by_a_later_decision_that_was_undone(
+    project, two_reviews, reviewer, reviewer2, make_candidates
+):
+    (c,) = make_candidates(1)
+    for user in (reviewer, reviewer2):
+        claims.claim_next(project=project, user=user)
+        decide(c, user, "approve")
+    services.decision_undo_last(project=project, user=reviewer2)
+    undo = services.decision_undo_last(project=project, user=reviewer)
+    assert undo.undoes.reviewer == reviewer and undo.undoes.action == "approve"
+    c.refresh_from_db()
+    assert c.status == PENDING and unfinished(c) == 2
+
+
 # --- bug (c): claims that outlive their candidate
 
 
