@@ -201,12 +201,16 @@ class Tab:
 
 @pytest.fixture
 def open_tab(browser, live_server):
-    """Open tabs on the live server; pass a tab's context to share its session (a second tab)."""
+    """Open tabs on the live server; pass a tab's context to share its session (a second tab).
+
+    Other keywords go to the new context: color_scheme="dark" for a system in the dark theme;
+    bypass_csp=True only where a test injects a script of its own (axe-core).
+    """
     contexts = []
 
-    def open_(context=None):
+    def open_(context=None, **options):
         if context is None:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context = browser.new_context(viewport={"width": 1440, "height": 900}, **options)
             contexts.append(context)
         return Tab(context.new_page(), live_server.url)
 

@@ -71,10 +71,23 @@ def diff_changed(segments: list[tuple[str, str]]) -> bool:
 
 
 def marked_segments(text: str, spans: list) -> list[tuple[str, bool]]:
-    """[(text, is_marked)] covering `text`, marking the union of [start, end) spans.
+    """[(text, is_marked)] covering `text`, marking the union of [start, end) spans."""
+    segments: list[tuple[str, bool]] = []
+    for piece, reasons in reasoned_segments(text, spans):
+        if segments and segments[-1][1] == bool(reasons):
+            segments[-1] = (segments[-1][0] + piece, bool(reasons))
+        else:
+            segments.append((piece, bool(reasons)))
+    return segments
+
+
+def reasoned_segments(text: str, spans: list) -> list[tuple[str, tuple[str, ...]]]:
+    """[(text, reasons)] covering `text`: cut wherever a span starts or ends, each piece with the
+    reasons of the spans covering it (empty when unmarked). A span is [start, end] or
+    [start, end, reason].
 
     Spans out of range or malformed are clipped or ignored: scores come from another process and
-    may have been computed on an older text.
+    may have been computed on an older text. Adjacent pieces with the same reasons are joined.
     """
     text = text or ""
     ranges = []
@@ -83,22 +96,18 @@ def marked_segments(text: str, spans: list) -> list[tuple[str, bool]]:
             start, end = int(span[0]), int(span[1])
         except (TypeError, ValueError, IndexError):
             continue
+        reason = str(span[2]) if len(span) > 2 and span[2] else ""
         start, end = max(0, start), min(len(text), end)
         if start < end:
-            ranges.append((start, end))
-    ranges.sort()
-    merged: list[list[int]] = []
-    for start, end in ranges:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
+            ranges.append((start, end, reason))
+    cuts = sorted({0, len(text), *(s for s, _, _ in ranges), *(e for _, e, _ in ranges)})
+    segments: list[tuple[str, tuple[str, ...]]] = []
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        covering = [r for s, e, r in ranges if s <= start and end <= e]
+        # A marked piece always has a reason, even when its span named none.
+        reasons = tuple(dict.fromkeys(r for r in covering if r)) or (("marked",) if covering else ())
+        if segments and segments[-1][1] == reasons:
+            segments[-1] = (segments[-1][0] + text[start:end], reasons)
         else:
-            merged.append([start, end])
-    segments, pos = [], 0
-    for start, end in merged:
-        if pos < start:
-            segments.append((text[pos:start], False))
-        segments.append((text[start:end], True))
-        pos = end
-    if pos < len(text) or not segments:
-        segments.append((text[pos:], False))
-    return segments
+            segments.append((text[start:end], reasons))
+    return segments or [("", ())]

@@ -1,5 +1,6 @@
 // Review screen: keyboard actions, image zoom/pan/window presets, edit mode, draft clock,
-// idempotency keys, and showing 409 conflicts. No inline code: the page's CSP forbids it.
+// idempotency keys, showing 409 conflicts, and where focus goes after a decision. Dialogs are
+// dialog.js's, drafts review-drafts.js's. No inline code: the page's CSP forbids it.
 (() => {
   "use strict";
 
@@ -138,8 +139,13 @@
   // --- overlays and modes
   const show = (el, on) => el && el.classList.toggle("hidden", !on);
   const isOpen = (el) => el && !el.classList.contains("hidden");
-  function closeOverlays() {
-    ["#keys-overlay", "#guidelines-overlay", "#reject-panel"].forEach((s) => show($(s), false));
+  const dialogs = window.MedMaxDialog;
+  function toggleDialog(sel) {
+    const el = $(sel);
+    if (dialogs.isOpen(el)) dialogs.close(el, "toggle");
+    else if (!dialogs.top()) dialogs.open(el);
+  }
+  function closeConflict() {
     const conflict = $("#conflict");
     if (conflict) conflict.replaceChildren();
   }
@@ -154,23 +160,41 @@
     if (!form) return;
     show(form, true);
     show($("#cand-view"), false);
+    show($("#draft-note"), false);
     const area = $("#edit-response");
     $$("textarea", form).forEach(fitTextarea);
     area.focus();
     area.setSelectionRange(area.value.length, area.value.length);
   }
+  // Leaving the editor asks first whether to keep an edit that differs from the model's text.
   function closeEdit() {
     const form = $("#edit-form");
-    if (!form) return;
-    show(form, false);
-    show($("#cand-view"), true);
-    document.activeElement && document.activeElement.blur();
+    if (!form || !isOpen(form)) return;
+    MedMaxDrafts.requestClose((kept) => {
+      show(form, false);
+      show($("#cand-view"), true);
+      show($("#draft-note"), kept);
+      const edit = $("#actions-form [data-key=e]");
+      if (edit) edit.focus();
+    });
   }
   function openReject() {
     const panel = $("#reject-panel");
-    if (!panel) return;
-    show(panel, true);
-    panel.querySelector("form").focus();
+    if (!panel || dialogs.top()) return;
+    const error = $("#reject-error");
+    if (error) error.textContent = "";
+    dialogs.open(panel, { initial: "form" });
+  }
+  // The reject form names a missing reason in words before anything is sent.
+  function submitReject() {
+    const form = $("#reject-panel form");
+    if (!form) return;
+    if (!form.querySelector("input[name=reason]:checked")) {
+      const error = $("#reject-error");
+      if (error) error.textContent = "Choose a reason for the rejection: press its key (1–9 or 0) or click it.";
+      return;
+    }
+    form.requestSubmit();
   }
   // htmx binds hx-post on swapped-in content a moment after the swap (settle); a button
   // clicked before that would submit natively. Keys pressed in that gap wait for htmx:load.
@@ -184,6 +208,18 @@
     const b = $(sel);
     if (b && !b.disabled) b.click();
   };
+  // Approve while a draft differs from the model's text: ask which text is meant. Mouse and
+  // key both arrive here as a click on the Approve button.
+  let approveAsked = false;
+  document.addEventListener("click", (ev) => {
+    const approve = ev.target.closest("[data-key=a]");
+    if (!approve || approveAsked) { approveAsked = false; return; }
+    const asked = MedMaxDrafts.confirmApprove({
+      approveModel: () => { approveAsked = true; approve.click(); },
+      approveDraft: () => click("[data-key=save-edit]"),
+    });
+    if (asked) { ev.preventDefault(); ev.stopImmediatePropagation(); }
+  }, true);
   document.addEventListener("htmx:load", (ev) => {
     const pane = $("#review-pane");
     if (!pane || !(ev.detail.elt === pane || ev.detail.elt.contains(pane))) return;
@@ -203,6 +239,34 @@
     const s = Math.max(0, Math.round((Date.now() - savedAt) / 1000));
     status.textContent = `draft saved ${s} s ago`;
   }, 1000);
+
+  // --- after a decision: focus the new candidate's first action and say what happened, so a
+  // keyboard or screen-reader user knows the pane changed under them.
+  const DONE = { approve: "Approved", edit: "Edit saved and approved", reject: "Rejected",
+                 skip: "Skipped", flag: "Flagged for discussion" };
+  let lastAction = "";
+  document.addEventListener("htmx:configRequest", (ev) => {
+    const target = ev.detail.target;
+    if (!target || target.id !== "review-pane") return;
+    lastAction = /\/undo\/$/.test(ev.detail.path) ? "Last decision undone" :
+      /\/overturn\/$/.test(ev.detail.path) ? "Automatic rejection overturned" :
+      DONE[ev.detail.parameters.action] || "";
+  });
+  function announceAndFocus() {
+    const pane = $("#review-pane");
+    if (!pane) return;
+    const first = $(".action-bar button, .action-bar a.button, .empty-queue a", pane);
+    if (first) first.focus();
+    const live = $("#review-announce");
+    if (!live) return;
+    const left = $("[data-testid=left]", pane);
+    const now = pane.dataset.candidate
+      ? `Now candidate ${pane.dataset.candidate}${pane.dataset.task ? `, ${pane.dataset.task}` : ""}`
+      : "Nothing left to review";
+    const said = [lastAction, now, left ? `${left.textContent} left` : ""].filter(Boolean).join(". ");
+    live.textContent = `${said}.`;
+    lastAction = "";
+  }
 
   // --- the next candidate's image, fetched while this one is reviewed: after a decision the
   // swapped-in pane finds it in the cache (the image URL is immutable, by content hash).
@@ -225,23 +289,35 @@
       initViewer();
       preloadNext();
       const form = $("#edit-form");
-      if (form && form.dataset.draft) openEdit();
+      const restored = MedMaxDrafts.init();
+      if (form && (form.dataset.draft || restored)) openEdit();
     }
   }
   document.addEventListener("DOMContentLoaded", () => init(document));
+  let paneSwapped = false;
   document.addEventListener("htmx:afterSwap", (ev) => {
     const target = ev.detail.target;
     if (target.id === "draft-status" || ev.detail.elt.id === "draft-status") {
-      savedAt = Date.now();
+      // A draft equal to the model's text (a discarded one) is no draft: no clock for it.
+      readSaved();
       const status = $("#draft-status");
-      if (status) status.textContent = "draft saved 0 s ago";
+      if (status && savedAt) status.textContent = "draft saved 0 s ago";
       return;
     }
     // A conflict message lands beside the pane; the pane itself is unchanged.
     if (target.id === "conflict") return;
-    const conflict = $("#conflict");
-    if (conflict) conflict.replaceChildren();
+    closeConflict();
+    dialogs.closeAll();
+    paneSwapped = true;
+  });
+  // The new pane is set up once settled: until then htmx keeps the old pane's classes on
+  // elements of the same id (an open editor would still look open, a hidden one hidden).
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!paneSwapped) return;
+    paneSwapped = false;
     init(document.getElementById("review-pane") || document);
+    const form = $("#edit-form");
+    if (!form || !isOpen(form)) announceAndFocus();
   });
 
   // 409 (candidate changed) and 400 (bad input) carry a fragment meant for #conflict: swap it.
@@ -255,14 +331,14 @@
     }
   });
 
-  // --- keyboard
+  // --- keyboard (dialog.js has handled Esc, Tab and the keys of an open dialog before this)
   document.addEventListener("keydown", (ev) => {
     if (ev.altKey || ev.metaKey) return;
     const inField = ev.target.matches("input:not([type=radio]), textarea, select");
     const reject = $("#reject-panel");
     if (ev.key === "Escape") {
       if (isOpen($("#edit-form")) && inField) { closeEdit(); ev.preventDefault(); return; }
-      closeOverlays();
+      closeConflict();
       return;
     }
     if (ev.ctrlKey) {
@@ -272,18 +348,21 @@
       }
       return;
     }
-    if (isOpen(reject)) {
+    if (dialogs.isOpen(reject)) {
       const radio = $(`[data-reason-key="${ev.key}"]`, reject);
       if (radio && !inField) {
         ev.preventDefault();
         radio.checked = true;
+        $("#reject-error").textContent = "";
         $("#reject-comment").focus();
-      } else if (ev.key === "Enter" && !inField) {
+      } else if (ev.key === "Enter" && (!inField || ev.target.id === "reject-comment")) {
         ev.preventDefault();
-        reject.querySelector("form").requestSubmit();
+        submitReject();
       }
       return;
     }
+    // Behind a modal dialog only the keys that toggle it (?, g) still work.
+    if (dialogs.top() && !["?", "g"].includes(ev.key)) return;
     if (inField) return;
     const key = ev.key;
     const actions = {
@@ -294,8 +373,8 @@
       o: () => click("[data-key=o]"),
       e: openEdit,
       r: openReject,
-      g: () => { const el = $("#guidelines-overlay"); show(el, !isOpen(el)); },
-      "?": () => { const el = $("#keys-overlay"); show(el, !isOpen(el)); },
+      g: () => toggleDialog("#guidelines-overlay"),
+      "?": () => toggleDialog("#keys-overlay"),
       "+": () => zoomAt(1.25),
       "=": () => zoomAt(1.25),
       "-": () => zoomAt(0.8),
@@ -326,6 +405,12 @@
     if (t.dataset.key === "e") openEdit();
     else if (t.dataset.key === "r") openReject();
     else if (t.dataset.key === "close-edit") closeEdit();
-    else if (t.dataset.key === "close-reject") closeOverlays();
   });
+  // The reject form's own submit (its button, Enter in the comment) goes through the same check.
+  document.addEventListener("submit", (ev) => {
+    if (!ev.target.closest("#reject-panel") || ev.target.querySelector("input[name=reason]:checked")) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    submitReject();
+  }, true);
 })();
