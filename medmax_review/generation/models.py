@@ -78,6 +78,13 @@ class GenerationJob(models.Model):
     skip_note = models.CharField(max_length=300, blank=True)
     # Touched after every batch; a running job without a recent heartbeat may be taken over.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Requests the running worker has open now; at a cancel, how many were open then (they
+    # finish and are saved).
+    in_flight = models.PositiveIntegerField(default=0)
+    in_flight_at_stop = models.PositiveIntegerField(null=True, blank=True)
+    # The damped time-left estimate and when it was made (the page counts down from it).
+    eta_seconds = models.FloatField(null=True, blank=True)
+    eta_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -83,8 +83,9 @@ def job_progress(*, job: GenerationJob) -> JobProgress:
         end = job.finished_at if not active and job.finished_at else timezone.now()
         elapsed = max((end - job.started_at).total_seconds(), 0.001)
         rate = finished / elapsed * 60
-        if active:
-            seconds_left = int((job.total - finished) / (finished / elapsed))
+    if active and job.eta_seconds is not None and job.eta_at is not None:
+        # The worker's damped estimate, counted down since it was made.
+        seconds_left = int(max(job.eta_seconds - (timezone.now() - job.eta_at).total_seconds(), 0))
     return JobProgress(job.total, job.done, job.failed, percent, rate, seconds_left, active)
 
 

@@ -7,7 +7,8 @@ count, so a worker killed mid-batch loses nothing and duplicates nothing.
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -207,7 +208,9 @@ def job_create(
     cost_cap_usd = _number({"cost_cap_usd": cost_cap_usd}, "cost_cap_usd", Decimal, Decimal("0.0001"), Decimal(10**6), None)
     model, base_url = model.strip(), base_url.strip()
     try:
-        backend_for(backend=backend, model=model, base_url=base_url, parameters=parameters)
+        built = backend_for(backend=backend, model=model, base_url=base_url, parameters=parameters)
+        # Named on the job whichever backend it is (the local model's file, the server's model).
+        model = model or getattr(built, "model", "") or ""
     except BackendError as exc:
         field = "base_url" if "base URL" in str(exc) else "backend"
         raise JobError(f"{field}: {exc}") from None
@@ -281,6 +284,7 @@ def job_claim(*, job_id: int) -> bool:
     )
     changed = GenerationJob.objects.filter(claimable, pk=job_id).update(
         status=GenerationJob.RUNNING, heartbeat_at=now, error="", finished_at=None,
+        in_flight=0, in_flight_at_stop=None, eta_seconds=None, eta_at=None,
         started_at=Coalesce(F("started_at"), Value(now)),
     )
     return changed == 1
@@ -383,10 +387,17 @@ def _cap_problem(job: GenerationJob) -> str:
     return ""
 
 
+ETA_WEIGHT = 0.3  # how much one new reading moves the time-left estimate
+STATUS_POLL_SECONDS = 0.25  # how soon a running job notices a cancel
+
+
 class _JobRunner:
     def __init__(self, *, job: GenerationJob, backend: Backend):
         self.job = job
         self.backend = backend
+        self.progress_seen = job.done + job.failed
+        self.finished_here = 0
+        self.started = self.last_beat = time.monotonic()
         self.template_ref, self.template_version = _template_ref(task=job.task, template=job.template)
         priced = job.backend == BACKEND_OPENAI
         self.price_prompt = Decimal(job.parameters.get("price_per_1k_prompt", "0")) if priced else Decimal(0)
@@ -395,52 +406,96 @@ class _JobRunner:
         )
 
     def run(self) -> None:
+        """Keep the backend's requests in flight all the time: each result is saved as it
+        arrives and the next request starts as soon as one ends, so progress moves item by
+        item. A cancel (or a cap, or a server that went away) stops new requests at once; the
+        requests already in flight finish and are saved."""
         job = self.job
-        # A slow backend gets small batches, so a cancel is honoured within a few items.
-        items_per_batch = min(settings.GENERATION_BATCH_SIZE, 4 * max(1, self.backend.concurrency))
-        per_batch = max(1, items_per_batch // job.samples)
-        ids = job.record_ids
-        with ThreadPoolExecutor(max_workers=max(1, self.backend.concurrency)) as pool:
-            for start in range(0, len(ids), per_batch):
-                current = GenerationJob.objects.get(pk=job.pk)
-                if current.status != GenerationJob.RUNNING:
-                    log.info("generation job %s stopped: %s", job.pk, current.status)
-                    return
-                problem = _cap_problem(current)
-                if problem:
-                    _job_finish(job_id=job.pk, status=GenerationJob.FAILED, error=problem)
-                    return
-                items = self._pending_items(ids[start : start + per_batch])
-                if not items:
-                    continue
-                outcomes = self._generate_all(pool, items)
-                self._save(items, outcomes)
-                unavailable = [o for o in outcomes if isinstance(o, BackendUnavailable)]
-                if unavailable:
-                    _job_finish(
-                        job_id=job.pk, status=GenerationJob.FAILED,
-                        error=f"stopped: {unavailable[0]}; resume when the server is back",
-                    )
-                    return
-        _job_finish(job_id=job.pk, status=GenerationJob.DONE)
-
-    def _generate_all(self, pool: ThreadPoolExecutor, items: list[_Item]) -> list:
-        """Outcomes in item order, None for items dropped by a cancel before they started.
-
-        The heartbeat goes on while requests are in flight; a heartbeat that finds the job no
-        longer running drops the items not started yet, so a cancel takes effect after the
-        item in flight rather than after the whole batch.
-        """
-        futures = [pool.submit(self._generate, item) for item in items]
+        # In flight at once: the backend's concurrency, at most a batch (a cap or a cancel
+        # lets at most this many requests run past it).
+        window = max(1, min(self.backend.concurrency, settings.GENERATION_BATCH_SIZE))
         interval = max(0.5, min(2.0, settings.GENERATION_STALE_SECONDS / 3))
-        while wait(futures, timeout=interval).not_done:
-            beating = GenerationJob.objects.filter(
-                pk=self.job.pk, status=GenerationJob.RUNNING
-            ).update(heartbeat_at=timezone.now())
-            if not beating:
-                for future in futures:
-                    future.cancel()  # only those still queued; the one running finishes
-        return [None if future.cancelled() else future.result() for future in futures]
+        pending = self._items()
+        in_flight: dict = {}
+        stop, stop_status = "", ""
+        with ThreadPoolExecutor(max_workers=window) as pool:
+            while True:
+                while not stop and len(in_flight) < window:
+                    item = next(pending, None)
+                    if item is None:
+                        break
+                    in_flight[pool.submit(self._generate, item)] = item
+                if not in_flight:
+                    break
+                # Woken by each result, and often enough to see a cancel within a moment.
+                done, _ = wait(in_flight, timeout=STATUS_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                results = [(in_flight.pop(future), future.result()) for future in done]
+                if results:
+                    self._save([i for i, _ in results], [o for _, o in results])
+                    unavailable = next(
+                        (o for _, o in results if isinstance(o, BackendUnavailable)), None)
+                    if unavailable and not stop:
+                        stop, stop_status = (f"stopped: {unavailable}; resume when the server "
+                                             "is back"), GenerationJob.FAILED
+                current = self._beat(in_flight=len(in_flight), saved=bool(results),
+                                     interval=interval)
+                if current is None and not stop:
+                    stop = "cancelled"  # or taken over: either way, start nothing more
+                    GenerationJob.objects.filter(pk=job.pk).update(
+                        in_flight_at_stop=len(in_flight))
+                elif current is not None and not stop and results and _cap_problem(current):
+                    stop, stop_status = "cap", GenerationJob.FAILED
+        if stop_status:
+            error = _cap_problem(GenerationJob.objects.get(pk=job.pk)) if stop == "cap" else stop
+            _job_finish(job_id=job.pk, status=stop_status, error=error)
+        elif not stop:
+            _job_finish(job_id=job.pk, status=GenerationJob.DONE)
+        else:
+            log.info("generation job %s stopped: %s", job.pk, stop)
+
+    def _items(self):
+        """The job's items not generated yet, read a chunk of records at a time."""
+        ids = self.job.record_ids
+        per_chunk = max(1, settings.GENERATION_BATCH_SIZE // self.job.samples)
+        for start in range(0, len(ids), per_chunk):
+            yield from self._pending_items(ids[start : start + per_chunk])
+
+    def _beat(self, *, in_flight: int, saved: bool, interval: float) -> GenerationJob | None:
+        """The job as it now stands, or None when it is no longer this worker's to run
+        (cancelled, or taken over). After a save, or every `interval`, also the heartbeat,
+        the requests in flight and the time-left estimate."""
+        job = GenerationJob.objects.filter(pk=self.job.pk, status=GenerationJob.RUNNING).first()
+        if job is None:
+            return None
+        if not saved and time.monotonic() - self.last_beat < interval:
+            return job
+        self.last_beat = time.monotonic()
+        now = timezone.now()
+        changes = {"heartbeat_at": now, "in_flight": in_flight}
+        eta = self._eta(job, now)
+        if eta is not None:
+            changes.update(eta_seconds=eta, eta_at=now)
+        GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.RUNNING).update(**changes)
+        return job
+
+    def _eta(self, job: GenerationJob, now) -> float | None:
+        """Seconds left, damped: the rate this run has kept so far, blended with the last
+        estimate, and never more than the last estimate less the time since (so it does not
+        grow while work is being done)."""
+        finished = job.done + job.failed
+        gained = finished - self.progress_seen
+        self.progress_seen = finished
+        self.finished_here += gained
+        elapsed = time.monotonic() - self.started
+        if self.finished_here <= 0 or elapsed <= 0:
+            return None
+        computed = max(job.total - finished, 0) / (self.finished_here / elapsed)
+        if job.eta_seconds is None or job.eta_at is None:
+            return computed
+        previous = max(job.eta_seconds - (now - job.eta_at).total_seconds(), 0.0)
+        if gained <= 0:
+            return previous
+        return min(previous, ETA_WEIGHT * computed + (1 - ETA_WEIGHT) * previous)
 
     def _pending_items(self, record_ids: list[int]) -> list[_Item]:
         job = self.job
