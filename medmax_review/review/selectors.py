@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from medmax_review.core.access import has_credentialed_access
 from medmax_review.projects.models import Project
-from medmax_review.review.browse_selectors import BANDS, scores_for_display
 from medmax_review.review.models import (
     ADJUDICATION,
     APPROVE,
@@ -29,7 +28,8 @@ from medmax_review.review.models import (
     Draft,
     ReviewSlot,
 )
-from medmax_review.review.textdiff import diff_changed, marked_segments, word_diff
+from medmax_review.review.score_panel import review_scores
+from medmax_review.review.textdiff import diff_changed, word_diff
 
 COUNT_CAP = 1_000
 # Keys 1-9 then 0 pick a reject reason, in the order of REJECT_REASONS.
@@ -193,27 +193,6 @@ def queue_counts(*, project: Project, user) -> dict:
     return {"left": f"{COUNT_CAP}+" if more else left + held, "today": today}
 
 
-def _scores(candidate: Candidate) -> tuple[list[dict], dict[str, list]]:
-    """Scores for display (as the history page shows them) and the disputed spans per text field.
-
-    Evidence that names no field is about the response.
-    """
-    shown = scores_for_display(scores=candidate.scores)
-    for score in shown:
-        if score["band"] not in BANDS:
-            score["band"] = "unknown"
-        for item in score["evidence"]:
-            item["field"] = item["field"] or "response"
-    spans = {name: [] for name in EDITABLE_FIELDS}
-    for score in (candidate.scores or {}).values():
-        evidence = score.get("evidence") if isinstance(score, dict) else None
-        for item in evidence if isinstance(evidence, list) else []:
-            field = (item.get("field") or "response") if isinstance(item, dict) else None
-            if field in spans:
-                spans[field] += item.get("spans") or []
-    return shown, spans
-
-
 def review_screen(*, candidate: Candidate, user) -> dict:
     """Everything the review pane shows for this reviewer and candidate."""
     project = candidate.project
@@ -222,7 +201,6 @@ def review_screen(*, candidate: Candidate, user) -> dict:
     holds_claim = (
         slot is not None and slot.state == ReviewSlot.CLAIMED and candidate.status == "pending"
     )
-    scores, spans = _scores(candidate)
     draft = Draft.objects.filter(candidate=candidate, reviewer=user).first() if holds_claim else None
     verdicts = list(verdicts_standing(candidate=candidate).select_related("reviewer"))
     my_verdicts = [d for d in verdicts if d.reviewer_id == user.pk]
@@ -239,9 +217,8 @@ def review_screen(*, candidate: Candidate, user) -> dict:
         "is_dicom": bool(record.image and record.image.dicom),
         "source_fields": [(label, getattr(record, f)) for f, label in SOURCE_FIELDS if getattr(record, f)],
         "provenance_label": provenance_label(candidate.provenance),
-        "scores": scores,
-        "instruction_segments": marked_segments(candidate.instruction, spans["instruction"]),
-        "response_segments": marked_segments(candidate.response, spans["response"]),
+        # scores, instruction_segments, response_segments
+        **review_scores(candidate),
         "holds_claim": holds_claim,
         "draft": draft,
         "draft_diff": _draft_diffs(candidate, draft) if draft else None,

@@ -70,17 +70,6 @@ def diff_changed(segments: list[tuple[str, str]]) -> bool:
     return any(op != EQUAL for op, _ in segments)
 
 
-def marked_segments(text: str, spans: list) -> list[tuple[str, bool]]:
-    """[(text, is_marked)] covering `text`, marking the union of [start, end) spans."""
-    segments: list[tuple[str, bool]] = []
-    for piece, reasons in reasoned_segments(text, spans):
-        if segments and segments[-1][1] == bool(reasons):
-            segments[-1] = (segments[-1][0] + piece, bool(reasons))
-        else:
-            segments.append((piece, bool(reasons)))
-    return segments
-
-
 def reasoned_segments(text: str, spans: list) -> list[tuple[str, tuple[str, ...]]]:
     """[(text, reasons)] covering `text`: cut wherever a span starts or ends, each piece with the
     reasons of the spans covering it (empty when unmarked). A span is [start, end] or

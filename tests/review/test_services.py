@@ -18,7 +18,7 @@ from medmax_review.review.models import (
     ReviewSlot,
     Revision,
 )
-from medmax_review.review.textdiff import marked_segments, word_diff
+from medmax_review.review.textdiff import reasoned_segments, word_diff
 
 pytestmark = pytest.mark.django_db
 
@@ -448,9 +448,13 @@ def test_word_diff_marks_changed_words():
     assert "".join(t for op, t in word_diff(" a b  c", "a x c") if op != "ins") == " a b  c"
 
 
-def test_marked_segments_merges_and_clips_spans():
-    assert marked_segments("abcdefgh", [[1, 3], [2, 5], [7, 99], ["x"]]) == [
-        ("a", False), ("bcde", True), ("fg", False), ("h", True),
+def test_reasoned_segments_merge_and_clip_spans_keeping_each_reason():
+    marked = ("marked",)  # a span that gave no reason
+    assert reasoned_segments("abcdefgh", [[1, 3], [2, 5], [7, 99], ["x"]]) == [
+        ("a", ()), ("bcde", marked), ("fg", ()), ("h", marked),
+    ]
+    assert reasoned_segments("the left lung", [[4, 8, "side"], [4, 13, "organ"]]) == [
+        ("the ", ()), ("left", ("side", "organ")), (" lung", ("organ",)),
     ]
 
 
