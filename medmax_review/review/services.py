@@ -40,6 +40,10 @@ from medmax_review.review.selectors import system_rejection, text_at_version, ve
 REASON_KEYS = [key for key, _ in REJECT_REASONS]
 
 
+def _reason_labels() -> str:
+    return ", ".join(label for _, label in REJECT_REASONS)
+
+
 class Conflict(Exception):
     """The candidate is not in the state the client saw; nothing was written."""
 
@@ -50,7 +54,8 @@ class Conflict(Exception):
 
 
 class InvalidInput(ValueError):
-    """A submitted field is wrong; the message names it."""
+    """A submitted field is wrong; the message, shown to the reviewer as it is, says what to do
+    in words (reason labels, not their codes)."""
 
 
 @dataclass
@@ -82,7 +87,7 @@ def _replay(key: str | None, user) -> Decision | None:
         return None
     found = Decision.objects.filter(idempotency_key=key).first()
     if found is not None and found.reviewer_id != getattr(user, "pk", None):
-        raise InvalidInput("idempotency_key: already used by another submission")
+        raise InvalidInput("This form was already sent by someone else: reload the page and try again.")
     return found
 
 
@@ -129,11 +134,11 @@ def decision_record(
 ) -> Outcome:
     """Record one reviewer action (approve / edit / reject / skip / flag) on a claimed candidate."""
     if action not in REVIEW_ACTIONS:
-        raise InvalidInput(f"action: unknown action {action!r}")
+        raise InvalidInput("That is not a review action: approve, edit, reject, skip or flag.")
     if action == REJECT and reason not in REASON_KEYS:
-        raise InvalidInput(f"reason: choose one of {', '.join(REASON_KEYS)}")
+        raise InvalidInput(f"Choose a reason for the rejection: {_reason_labels()}.")
     if action == EDIT and not (response or "").strip():
-        raise InvalidInput("response: an edited response cannot be empty")
+        raise InvalidInput("The edited response is empty: write one, or close the editor.")
     earlier = _replay(idempotency_key, user)
     if earlier is not None:
         return Outcome(earlier, replayed=True)
@@ -320,7 +325,7 @@ def candidate_adjudicate(
 ) -> Decision:
     """The adjudicator's final word: approve the version of decision `choice`, or reject."""
     if choice is None and reason not in REASON_KEYS:
-        raise InvalidInput(f"reason: to reject, choose one of {', '.join(REASON_KEYS)}")
+        raise InvalidInput(f"To reject, choose a reason: {_reason_labels()}.")
     earlier = _replay(idempotency_key, user)
     if earlier is not None:
         return earlier
@@ -341,7 +346,7 @@ def candidate_adjudicate(
         else:
             chosen = candidate.decisions.filter(pk=choice, action__in=(APPROVE, EDIT)).first()
             if chosen is None:
-                raise InvalidInput("choice: not an approved version of this candidate")
+                raise InvalidInput("That is not one of the approved versions of this candidate.")
             decision.instruction, decision.response = chosen.instruction, chosen.response
             decision.system_note = f"chose the version of decision {chosen.pk}"
             _approve_version(candidate, chosen, decided_at=now)

@@ -26,7 +26,7 @@ def _int(value) -> int | None:
 def _version(request) -> int:
     version = _int(request.POST.get("version"))
     if version is None:
-        raise services.InvalidInput("version: missing or not a number")
+        raise services.InvalidInput("This form does not say which version it was loaded at: reload the page.")
     return version
 
 
