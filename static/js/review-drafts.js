@@ -16,8 +16,8 @@ window.MedMaxDrafts = (() => {
   const edited = (f) => ({ instruction: f.elements.instruction.value, response: f.elements.response.value });
   // The model's text as the page shows it (the marks of the scores are plain text to textContent).
   const model = () => ({
-    instruction: ($("[data-testid=instruction]") || {}).textContent || "",
-    response: ($("[data-testid=response]") || {}).textContent || "",
+    instruction: ($("#model-instruction") || {}).textContent || "",
+    response: ($("#model-response") || {}).textContent || "",
   });
   const differs = () => { const f = form(); return !!f && !same(edited(f), model()); };
 
