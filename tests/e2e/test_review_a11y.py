@@ -199,3 +199,4 @@ def test_axe_finds_nothing_serious(
     found["candidate browser"] = axe_serious(page)
     tab.shot(f"browse-{scheme}")
     assert {k: v for k, v in found.items() if v} == {}
+    assert [e for e in tab.console_errors if "Error" in e] == []  # every page's scripts ran
