@@ -116,6 +116,11 @@ def test_focus_ring_and_contrast(open_tab, project, reviewer, make_candidates, s
     tab = _review(open_tab, reviewer, project, c, color_scheme=scheme)
     page = tab.page
     page.click("details[data-score=consistency] summary")
+    # Each highlight says why on hover, and the finding lists the words it highlighted.
+    titles = page.eval_on_selector_all("[data-testid=response] mark", "ms => ms.map(m => m.title)")
+    assert any('Consistency · laterality: response says "left"' in t for t in titles), titles
+    assert page.inner_text("details[data-score=consistency] .marked-words mark") == "left"
+    assert "Grounding is good" in page.inner_text("details[data-score=consistency] .score-note")
     assert_contrast(page, READ)
     side = contrast(page, ".side .src-field .text")
     if scheme == "dark":
