@@ -64,7 +64,9 @@ def _apply_batch(*, project: Project, ids: list[int], change: SlotChange) -> Non
             : max(len(slots[c.pk]) - required, 0)
         ]
     ]
-    removed, _ = ReviewSlot.objects.filter(pk__in=surplus).delete()
+    # Still open: a reviewer may have claimed one since it was read (claims lock the slot row,
+    # not the candidate), and a claimed slot is never taken away.
+    removed, _ = ReviewSlot.objects.filter(pk__in=surplus, state=ReviewSlot.OPEN).delete()
     change.removed += removed
     change.added += slots_create(project=project, candidates=candidates, required=required)
     for c in candidates:
