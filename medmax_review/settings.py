@@ -166,6 +166,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Periodic work, run by `celery -A medmax_review beat` (one per installation).
 CELERY_BEAT_SCHEDULE = {
     "uploads-sweep": {"task": "medmax_review.sources.tasks.uploads_sweep", "schedule": 3600.0},
+    # Work whose message was lost (the broker was down at commit) or whose worker died is
+    # sent again; every run is claimed with a lease, so nothing runs twice.
+    "imports-resend": {"task": "medmax_review.sources.tasks.import_runs_resend", "schedule": 60.0},
+    "jobs-resend": {"task": "medmax_review.generation.tasks.jobs_resend", "schedule": 60.0},
+    "exports-resend": {"task": "medmax_review.exports.tasks.versions_resend", "schedule": 60.0},
+    "scoring-resend": {"task": "medmax_review.scoring.tasks.unscored_resend", "schedule": 60.0},
 }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A late-acked task whose worker died is handed out again after this many seconds.
@@ -198,6 +204,8 @@ GENERATION_STALE_SECONDS = env_int("GENERATION_STALE_SECONDS", 120)
 # take it over and rebuild it from scratch.
 EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 2000)
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120)
+# Imports: how long a running import may go without a progress write before it is taken over.
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 120)
 
 # Review.
 CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 300)

@@ -112,7 +112,8 @@ def _redis_reachable(url: str) -> bool:
 def worker_factory(transactional_db, settings, tmp_path):
     """Start real Celery worker processes on Redis that use this test's database and media.
 
-    Each call starts one more worker; extra keyword arguments become its environment.
+    Each call starts one more worker (`pool`: solo, or prefork to have a pool child); extra
+    keyword arguments become its environment.
     """
     broker = settings.CELERY_BROKER_URL
     if not broker.startswith("redis://") or not _redis_reachable(broker):
@@ -124,7 +125,7 @@ def worker_factory(transactional_db, settings, tmp_path):
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     started = []
 
-    def start(**env_extra) -> subprocess.Popen:
+    def start(pool: str = "solo", **env_extra) -> subprocess.Popen:
         env = {
             **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
             "CELERY_TASK_ALWAYS_EAGER": "False", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -133,7 +134,7 @@ def worker_factory(transactional_db, settings, tmp_path):
         env.pop("TEST_DATABASE_NAME", None)
         log = open(tmp_path / f"worker{len(started)}.log", "wb")  # closed at teardown
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-P", "solo",
+            [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-P", pool,
              "-c", "1", "--without-mingle", "--without-gossip", "-Q", "celery", "-l", "INFO"],
             cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

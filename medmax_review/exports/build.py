@@ -22,14 +22,14 @@ import os
 import re
 import shutil
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import reset_queries
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from medmax_review.core.leases import TAKEN_OVER, lease_claim
 from medmax_review.core.medmax import build_text, check_text
 from medmax_review.exports import cards, files, selectors, writers
 from medmax_review.exports.manifest import BuildStats
@@ -70,18 +70,15 @@ def dataset_version_claim(*, version_id: int) -> tuple[int, bool] | None:
     claimed; each is one conditional UPDATE, so exactly one worker wins even when several
     receive the task at once.
     """
-    now = timezone.now()
-    changes = {"status": DatasetVersion.RUNNING, "heartbeat_at": now, "rows_done": 0,
-               "attempts": F("attempts") + 1}
-    stale = now - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
-    mine = DatasetVersion.objects.filter(pk=version_id)
-    for claimable, taken_over in (
-        (Q(status=DatasetVersion.PENDING), False),
-        (Q(status=DatasetVersion.RUNNING, heartbeat_at__lt=stale), True),
-    ):
-        if mine.filter(claimable).update(**changes):
-            return mine.values_list("attempts", flat=True).get(), taken_over
-    return None
+    outcome = lease_claim(
+        model=DatasetVersion, pk=version_id, pending=DatasetVersion.PENDING,
+        running=DatasetVersion.RUNNING, stale_seconds=settings.EXPORT_STALE_SECONDS,
+        rows_done=0, attempts=F("attempts") + 1,
+    )
+    if outcome is None:
+        return None
+    attempts = DatasetVersion.objects.filter(pk=version_id).values_list("attempts", flat=True).get()
+    return attempts, outcome == TAKEN_OVER
 
 
 def dataset_version_build(*, version_id: int) -> DatasetVersion:

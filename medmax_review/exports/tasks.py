@@ -15,3 +15,9 @@ def build_dataset_version(self, version_id: int) -> str:
         # Another worker holds it; look again once its heartbeat would have gone stale.
         raise self.retry(countdown=settings.EXPORT_STALE_SECONDS)
     return version.status
+
+
+@shared_task
+def versions_resend() -> int:
+    """Periodic: versions whose message was lost or whose worker died."""
+    return services.versions_resend()

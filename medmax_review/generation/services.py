@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from medmax_review.core import medmax
 from medmax_review.core.audit import audit_record
+from medmax_review.core.leases import lease_claim, lease_stale
 from medmax_review.core.models import AuditEvent
 from medmax_review.generation import selectors
 from medmax_review.generation.backends import (
@@ -277,17 +278,12 @@ def _enqueue_run(job_id: int) -> None:
 def job_claim(*, job_id: int) -> bool:
     """Take the job for this worker: only a pending job, or a running one whose worker went
     silent, can be taken, and the conditional UPDATE lets exactly one worker win."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.GENERATION_STALE_SECONDS)
-    claimable = Q(status=GenerationJob.PENDING) | Q(
-        status=GenerationJob.RUNNING, heartbeat_at__lt=stale
-    )
-    changed = GenerationJob.objects.filter(claimable, pk=job_id).update(
-        status=GenerationJob.RUNNING, heartbeat_at=now, error="", finished_at=None,
-        in_flight=0, in_flight_at_stop=None, eta_seconds=None, eta_at=None,
-        started_at=Coalesce(F("started_at"), Value(now)),
-    )
-    return changed == 1
+    return lease_claim(
+        model=GenerationJob, pk=job_id, pending=GenerationJob.PENDING,
+        running=GenerationJob.RUNNING, stale_seconds=settings.GENERATION_STALE_SECONDS,
+        error="", finished_at=None, in_flight=0, in_flight_at_stop=None, eta_seconds=None,
+        eta_at=None, started_at=Coalesce(F("started_at"), Value(timezone.now())),
+    ) is not None
 
 
 def job_cancel(*, job: GenerationJob) -> bool:
@@ -620,3 +616,16 @@ class _JobRunner:
                 from medmax_review.scoring.tasks import score_candidates
 
                 score_candidates.delay_on_commit(scored)
+
+
+def jobs_resend() -> int:
+    """Queue again the jobs whose message was lost (pending for a while) or whose worker died
+    (running, heartbeat stale); job_claim lets exactly one worker have each."""
+    waited = timezone.now() - timedelta(seconds=settings.GENERATION_STALE_SECONDS)
+    lost = GenerationJob.objects.filter(status=GenerationJob.PENDING, created_at__lt=waited)
+    dead = lease_stale(model=GenerationJob, running=GenerationJob.RUNNING,
+                       stale_seconds=settings.GENERATION_STALE_SECONDS)
+    ids = sorted(set(lost.values_list("id", flat=True)) | set(dead.values_list("id", flat=True)))
+    for job_id in ids:
+        _enqueue_run(job_id)
+    return len(ids)

@@ -13,3 +13,9 @@ def run_job(self, job_id: int) -> str:
         # Another worker holds it; look again once its heartbeat would have gone stale.
         raise self.retry(countdown=settings.GENERATION_STALE_SECONDS)
     return outcome
+
+
+@shared_task
+def jobs_resend() -> int:
+    """Periodic: jobs whose message was lost or whose worker died."""
+    return services.jobs_resend()

@@ -5,13 +5,15 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, FloatField, Value, When
+from django.utils import timezone
 
 from medmax_review.core.medmax import IMAGE_NONE
-from medmax_review.review.models import PENDING, Candidate, Decision, ReviewSlot
+from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate, Decision, ReviewSlot
 from medmax_review.review.queue import candidates_system_reject
 from medmax_review.scoring.models import (
     CandidateBand,
@@ -398,3 +400,26 @@ def _auto_reject(batch: list[Candidate]) -> None:
             note=f"auto-rejected: {name} score {value:.2f} is below the project's "
                  f"threshold {threshold:.2f}",
         )
+
+
+RESEND_AFTER_SECONDS = 120  # longer than a scoring message normally waits in the queue
+RESEND_BATCH = 500
+
+
+def candidates_unscored(*, older_than_seconds: int = RESEND_AFTER_SECONDS):
+    """Generated candidates still without scores a while after they were saved: their scoring
+    message was lost (the broker was down as the batch committed, or a worker died)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return Candidate.objects.filter(job__isnull=False, scores={}, created_at__lt=cutoff) \
+        .exclude(status=GENERATION_ERROR)
+
+
+def unscored_resend(*, older_than_seconds: int = RESEND_AFTER_SECONDS) -> int:
+    """Send the lost scoring again (idempotent: scoring twice changes nothing)."""
+    from medmax_review.scoring.tasks import score_candidates
+
+    ids = list(candidates_unscored(older_than_seconds=older_than_seconds)
+               .order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), RESEND_BATCH):
+        score_candidates.delay(ids[start : start + RESEND_BATCH])
+    return len(ids)

@@ -46,6 +46,10 @@ class ImportRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     upload_path = models.CharField(max_length=500, blank=True)
+    # Touched with every progress write; a running import whose heartbeat is older than
+    # IMPORT_STALE_SECONDS has lost its worker and is taken over (rows already written come
+    # back as duplicates, so nothing is imported twice).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from medmax_review.core.leases import lease_claim, lease_stale
 from medmax_review.projects.models import Project
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources import archives
@@ -454,6 +455,7 @@ class _Importer:
             return
         self.last_progress = now
         ImportRun.objects.filter(pk=self.import_run.pk).update(
+            heartbeat_at=timezone.now(),
             rows_done=self.report.rows,
             created=self.report.created,
             duplicates=self.report.duplicates,
@@ -564,11 +566,15 @@ def import_run_finish(*, import_run: ImportRun, report: ImportReport) -> ImportR
 
 
 def import_run_execute(*, import_run_id: int) -> ImportRun | None:
-    """Run a pending upload's import once; a second call (a redelivered task) does nothing."""
-    claimed = ImportRun.objects.filter(pk=import_run_id, status=ImportRun.PENDING).update(
-        status=ImportRun.RUNNING
+    """Run a pending upload's import once; a second call (a redelivered task) does nothing,
+    unless the worker that had it went silent: then this one takes it over."""
+    claimed = lease_claim(
+        model=ImportRun, pk=import_run_id, pending=ImportRun.PENDING, running=ImportRun.RUNNING,
+        stale_seconds=settings.IMPORT_STALE_SECONDS,
+        # A takeover starts the count again; the rows the dead worker wrote are duplicates now.
+        rows_done=0, created=0, duplicates=0, errors=[], problems=0, rejected=0,
     )
-    if not claimed:
+    if claimed is None:
         return None
     run = ImportRun.objects.select_related("project", "launched_by").get(pk=import_run_id)
     options = run.options or {}
@@ -621,3 +627,19 @@ def uploads_sweep(*, now=None) -> int:
     for run in runs.iterator():
         removed += upload_remove(import_run=run)
     return removed
+
+
+def import_runs_resend() -> int:
+    """Queue again the imports whose message was lost (pending for a while) or whose worker
+    died (running, heartbeat stale); the claim lets exactly one worker have each."""
+    from medmax_review.sources.tasks import import_run_execute as import_run_execute_task
+
+    waited = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    lost = ImportRun.objects.filter(status=ImportRun.PENDING, created_at__lt=waited) \
+        .exclude(upload_path="")
+    dead = lease_stale(model=ImportRun, running=ImportRun.RUNNING,
+                       stale_seconds=settings.IMPORT_STALE_SECONDS).exclude(upload_path="")
+    ids = sorted(set(lost.values_list("id", flat=True)) | set(dead.values_list("id", flat=True)))
+    for run_id in ids:
+        import_run_execute_task.delay(run_id)
+    return len(ids)
