@@ -105,11 +105,12 @@ def test_generation_job_launch_watch_cancel_resume_in_browser(
     candidate = with_evidence[0]
     name, score = next((n, s) for n, s in candidate.scores.items() if s.get("evidence"))
     tab.goto(reverse("review_candidate", args=[project.slug, candidate.pk]))
-    details = page.locator(f"details.score:has(.score-name:text-is('{name}'))")
+    details = page.locator(f"details.score[data-score='{name}']")
     details.locator("summary").click()  # scores open on demand
     evidence = details.locator(".evidence").first
     evidence.wait_for()
-    assert evidence.locator(".rule").inner_text() == score["evidence"][0]["rule"]
+    # The panel names the rule in words ("exact duplicate" for exact_duplicate).
+    assert evidence.locator(".rule").inner_text() == score["evidence"][0]["rule"].replace("_", " ")
     tab.shot("generation-candidate-evidence")
 
     # the job list shows the finished job
