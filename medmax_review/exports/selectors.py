@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -22,11 +22,12 @@ from medmax_review.review.models import (
     Candidate,
     Decision,
 )
+from medmax_review.review.selectors import verdicts_standing
 from medmax_review.sources.models import ImageAsset, SourceRecord
 
 # Verdicts count toward agreement; skip and flag do not.
 VERDICTS = (APPROVE, EDIT, REJECT, ADJUDICATE)
-AGREEING = (APPROVE, EDIT, ADJUDICATE)
+AGREEING = (APPROVE, EDIT)
 
 
 @dataclass
@@ -172,35 +173,45 @@ def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
 
 
 def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
-    decisions = defaultdict(list)
-    rows = Decision.objects.filter(candidate_id__in=candidate_ids).order_by("id").values_list(
-        "candidate_id", "id", "reviewer_id", "action", "undoes_id"
-    )
-    for cid, did, reviewer_id, action, undoes_id in rows:
-        decisions[cid].append((did, reviewer_id, action, undoes_id))
-    reviewer_ids = {d[1] for ds in decisions.values() for d in ds if d[1]}
-    names = dict(
-        get_user_model().objects.filter(id__in=reviewer_ids).values_list("id", "username")
-    )
+    """Each candidate's reviews as review.selectors.verdicts_standing defines them, plus the
+    decision in force. An adjudication is not a verdict (so not in the agreement figures),
+    but one that settles a candidate counts as one agreeing review toward min_agreeing: an
+    adjudicator read the disagreement and approved."""
+    standing = defaultdict(list)
+    for cid, reviewer, action in verdicts_standing(candidate_ids=candidate_ids).values_list(
+        "candidate_id", "reviewer__username", "action"
+    ):
+        standing[cid].append((reviewer, action))
+    final = dict(
+        Decision.objects.filter(candidate_id__in=candidate_ids, undone_by__isnull=True)
+        .exclude(action=UNDO).order_by("candidate_id", "-id").distinct("candidate_id")
+        .values_list("candidate_id", "action")
+    ) if connection.vendor == "postgresql" else _final_decisions(candidate_ids)
     out = {}
-    for cid, ds in decisions.items():
-        undone = {d[3] for d in ds if d[2] == UNDO and d[3]}
-        review = Review()
-        for did, reviewer_id, action, _ in ds:
-            if action not in VERDICTS or did in undone:
-                continue
-            review.final = action
-            if reviewer_id is None:
-                continue  # a system approval (re-imported dataset) is not a review
+    for cid in set(standing) | set(final):
+        review = Review(final=final.get(cid, ""))
+        for reviewer, action in standing.get(cid, []):
             review.human_verdicts += 1
-            if names.get(reviewer_id) and names[reviewer_id] not in review.reviewers:
-                review.reviewers.append(names[reviewer_id])
+            if reviewer not in review.reviewers:
+                review.reviewers.append(reviewer)
             if action in AGREEING:
                 review.agreeing += 1
             else:
                 review.unanimous = False
+        review.agreeing += review.final == ADJUDICATE
         out[cid] = review
     return out
+
+
+def _final_decisions(candidate_ids: list[int]) -> dict[int, str]:
+    """The decision in force per candidate, without DISTINCT ON (SQLite)."""
+    final = {}
+    for cid, action in (
+        Decision.objects.filter(candidate_id__in=candidate_ids, undone_by__isnull=True)
+        .exclude(action=UNDO).order_by("candidate_id", "id").values_list("candidate_id", "action")
+    ):
+        final[cid] = action
+    return final
 
 
 def versions_for_project(*, project: Project, stale_seconds: int) -> QuerySet:

@@ -44,7 +44,8 @@ SOURCE_FIELDS = (
 
 
 def verdicts_standing(
-    *, project: Project | None = None, candidate: Candidate | None = None
+    *, project: Project | None = None, candidate: Candidate | None = None,
+    candidate_ids: list[int] | None = None,
 ) -> QuerySet[Decision]:
     """Each reviewer's standing verdict, per candidate of the project or on one candidate.
 
@@ -52,11 +53,18 @@ def verdicts_standing(
     not undone. System decisions (no reviewer) are not verdicts, and neither is an
     adjudication: it rules between the verdicts and sets the candidate's status, which is
     where its outcome is read; counting it as one more verdict would let every disputed
-    candidate look agreed. The review screen, adjudication and the statistics all read this.
+    candidate look agreed. The review screen, adjudication, the statistics and exports all
+    read this (scoped to a project, one candidate, or a batch of candidate ids).
     """
-    if (project is None) == (candidate is None):
-        raise ValueError("give a project or a candidate")
-    scope = Q(candidate__project=project) if candidate is None else Q(candidate=candidate)
+    scopes = [s for s in (project, candidate, candidate_ids) if s is not None]
+    if len(scopes) != 1:
+        raise ValueError("give a project, a candidate or candidate ids")
+    if project is not None:
+        scope = Q(candidate__project=project)
+    elif candidate is not None:
+        scope = Q(candidate=candidate)
+    else:
+        scope = Q(candidate_id__in=candidate_ids)
     verdicts = Decision.objects.filter(
         scope, action__in=VERDICTS, reviewer__isnull=False, undone_by__isnull=True
     )
