@@ -46,6 +46,7 @@ class BrowseFilters:
     band: str = ""
     reviewer_id: int | None = None
     model: str = ""
+    backend: str = ""
     template_ref: str = ""
     disagreement: bool = False
     sort: str = "-id"
@@ -94,6 +95,8 @@ def candidates_filtered(*, project: Project, filters: BrowseFilters, user) -> Qu
     if filters.model:
         # ->> matches the expression of candidate_model_idx.
         qs = qs.alias(model_name=KT("provenance__model")).filter(model_name=filters.model)
+    if filters.backend:
+        qs = qs.alias(backend_name=KT("provenance__backend")).filter(backend_name=filters.backend)
     if filters.source or filters.license:
         records = SourceRecord.objects.filter(project=project)
         if filters.source:

@@ -33,6 +33,7 @@ class BrowseFilterForm(forms.Form):
     band = forms.ChoiceField(choices=[("", "any band"), *[(b, b) for b in BANDS]], required=False)
     reviewer = forms.IntegerField(required=False, min_value=1)
     model = forms.CharField(required=False, max_length=200)
+    backend = forms.CharField(required=False, max_length=20)
     template = forms.CharField(required=False, max_length=150, label="Template version")
     disagreement = forms.BooleanField(required=False, label="Disagreements only")
     sort = forms.CharField(required=False, max_length=70)
@@ -59,7 +60,7 @@ class BrowseFilterForm(forms.Form):
         return BrowseFilters(
             task=d["task"], status=d["status"], source=d["source"], license=d["license"],
             score_name=d["score"], band=d["band"], reviewer_id=d["reviewer"], model=d["model"],
-            template_ref=d["template"], disagreement=d["disagreement"], sort=d["sort"],
+            backend=d["backend"], template_ref=d["template"], disagreement=d["disagreement"], sort=d["sort"],
         )
 
 

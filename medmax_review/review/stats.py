@@ -269,7 +269,7 @@ STATUS_LABELS = dict(CANDIDATE_STATUS_CHOICES)
 
 def chart_stacked(
     *, rows: list[dict], series: Iterable[str], width: int = 640, bar: int = 22,
-    gap: int = 10, label_width: int = 190, share: bool = False,
+    gap: int = 10, label_width: int = 190, share: bool = False, labels: dict | None = None,
 ) -> dict:
     """Horizontal stacked bars. rows: [{label, counts: {series: n}}].
 
@@ -302,7 +302,7 @@ def chart_stacked(
     return {
         "width": width, "height": max(len(rows), 1) * (bar + gap), "bar": bar,
         "label_width": label_width, "bars": bars, "share": share,
-        "legend": [{"series": s, "label": STATUS_LABELS.get(s, s)} for s in series],
+        "legend": [{"series": s, "label": (labels or STATUS_LABELS).get(s, s)} for s in series],
     }
 
 
@@ -311,7 +311,8 @@ def chart_values(
     label_width: int = 190, lo: float = 0.0, hi: float | None = None, unit: str = "",
     decimals: int = 2,
 ) -> dict:
-    """Horizontal bars of one value each. rows: [{label, value (None: no data)}].
+    """Horizontal bars of one value each. rows: [{label, value (None: no data)}], optionally
+    with `interval` (low, high) drawn as a whisker, and `href` for the label's link.
 
     Values run from `lo` (may be negative, as kappa can be) to `hi` (default: the largest).
     """
@@ -320,17 +321,25 @@ def chart_values(
     plot = width - label_width - 70
     span = hi - lo
     zero_x = label_width + plot * (max(lo, 0) - lo) / span if span else label_width
+
+    def x_of(value: float) -> float:
+        return round(label_width + plot * (min(max(value, lo), hi) - lo) / span, 2) if span else zero_x
+
     bars = []
     for i, row in enumerate(rows):
         v = row["value"]
         entry = {"label": row["label"], "y": i * (bar + gap), "text_y": i * (bar + gap) + bar * 0.7,
-                 "value": v, "note": row.get("note", ""), "negative": v is not None and v < 0}
+                 "value": v, "note": row.get("note", ""), "negative": v is not None and v < 0,
+                 "href": row.get("href", ""), "marked": row.get("marked", False)}
         if v is not None:
-            clipped = min(max(v, lo), hi)
-            end = label_width + plot * (clipped - lo) / span if span else zero_x
+            end = x_of(v)
             entry["x"] = round(min(zero_x, end), 2)
             entry["width"] = round(abs(end - zero_x), 2)
             entry["end_x"] = round(max(zero_x, end) + 6, 2)
+        if row.get("interval"):
+            entry["ci_x1"], entry["ci_x2"] = (x_of(b) for b in row["interval"])
+            entry["ci_y"] = bar / 2
+            entry["end_x"] = max(entry.get("end_x", 0), round(entry["ci_x2"] + 6, 2))
         bars.append(entry)
     return {"width": width, "height": max(len(rows), 1) * (bar + gap), "bar": bar,
             "zero_x": round(zero_x, 2), "empty_x": round(zero_x + 6, 2),
