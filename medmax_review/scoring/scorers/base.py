@@ -59,8 +59,12 @@ class ScoreResult:
         return {"value": self.value, "band": self.band, "evidence": self.evidence}
 
 
-def evidence(rule: str, text: str, *, field: str = "", spans=(), suggestion: str = "") -> dict:
+def evidence(rule: str, text: str, *, field: str = "", spans=(), suggestion: str = "",
+             source_words=()) -> dict:
+    """One finding; `source_words` are the exact source words it was checked against."""
     item = {"rule": rule, "text": text, "field": field, "spans": [list(s) for s in spans]}
     if suggestion:
         item["suggestion"] = suggestion
+    if source_words:
+        item["source_words"] = list(source_words)
     return item

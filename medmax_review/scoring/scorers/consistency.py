@@ -1,129 +1,148 @@
-"""Factual consistency with the source: numbers, laterality, anatomy, modality, negation."""
+"""Factual consistency with the source, claim by claim: negation, laterality, numbers, modality.
+
+The response is split into claims (sentences and clauses); each content word carries ConText's
+negated/uncertain status. A VQA yes/no answer turns its question into the source's assertion
+("Is there a fracture?" + "No" = no fracture). Each finding quotes the words on both sides.
+"""
 
 import re
 
 from medmax_review.core.medmax import VQA
+from medmax_review.scoring.scorers.assertion import (
+    YES_NO,
+    Parsed,
+    leading_yes_no,
+    negated_at,
+    parse,
+    question_as_statement,
+)
 from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult, evidence
-from medmax_review.scoring.scorers.text import STOP_WORDS, stem, words
+from medmax_review.scoring.scorers.modality import modalities_in
+from medmax_review.scoring.scorers.quantities import quantities, same
+from medmax_review.scoring.scorers.text import stem, words
+from medmax_review.scoring.scorers.vocabulary import ANATOMY, GENERIC
 
 NAME = "consistency"
 CONTRADICTION, UNSUPPORTED = 0.0, 0.4
 
-NUMBER = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mm|cm|ml|mL|cc|kg|mg|g|%|percent|hu|HU|years?|yrs?|months?|"
-    r"weeks?|days?|hours?|bpm|mmhg|mmHg)?(?![\w.]\d)(?:st|nd|rd|th)?\b"
-)
-_UNIT_ALIASES = {"percent": "%", "year": "years", "yr": "years", "yrs": "years", "cc": "ml",
-                 "month": "months", "week": "weeks", "day": "days", "hour": "hours"}
-
-SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
-_OTHER_SIDE = {"left": "right", "right": "left"}
-
-# Modality name -> pattern; upper-case abbreviations match case-sensitively so "us" or "ct" in
-# ordinary words never count.
-MODALITIES = {
-    "CT": re.compile(r"\bCT\b|\bcomputed tomograph\w*|\bCAT scan", re.IGNORECASE),
-    "MRI": re.compile(r"\bMRI?\b|\b(?i:magnetic resonance|T[12][- ]weighted|FLAIR)\b"),
-    "X-ray": re.compile(r"\bx-?rays?\b|\bradiograph\w*|\bCXR\b|\bplain films?\b", re.IGNORECASE),
-    "ultrasound": re.compile(r"\bUS\b|\b(?i:ultrasound\w*|ultrasonograph\w*|sonograph\w*)"),
-    "PET": re.compile(r"\bPET\b|\b(?i:positron emission)"),
-    "H&E": re.compile(r"\bH\s?&\s?E\b|\bhaema?toxylin and eosin\b", re.IGNORECASE),
-    "IHC": re.compile(r"\bIHC\b|\b(?i:immunohistochem\w*)"),
-    "fundus": re.compile(r"\bfundus\b|\bfundoscop\w*|\bfundus photograph\w*", re.IGNORECASE),
-    "mammography": re.compile(r"\bmammogra\w*", re.IGNORECASE),
-    "endoscopy": re.compile(r"\b(?:endoscop|colonoscop|gastroscop)\w*", re.IGNORECASE),
-    "OCT": re.compile(r"\bOCT\b|\b(?i:optical coherence tomograph\w*)"),
-}
-
-ANATOMY = frozenset(stem(w) for w in """lung liver kidney heart brain spleen pancreas bladder
-    stomach colon bowel duodenum esophagus trachea aorta spine vertebra rib femur humerus tibia
-    skull pelvis gallbladder uterus ovary prostate thyroid breast retina cerebellum ventricle
-    diaphragm appendix rectum adrenal testis knee shoulder hip elbow wrist ankle sinus mandible
-    orbit""".split())
-
-NEGATION_BEFORE = frozenset("no not without absence absent negative free never neither nor".split())
-NEGATION_AFTER = frozenset("absent not excluded".split())
-YES_NO = {"yes": "yes", "no": "no", "yeah": "yes", "nope": "no"}
+SIDE = re.compile(r"\b(left|right)\b|\b(bilateral(?:ly)?|both (?:sides|lungs|kidneys|hemispheres|"
+                  r"breasts|lobes|eyes|knees|hips|ovaries)|left and right|right and left)\b",
+                  re.IGNORECASE)
+_SIDE_STEMS = {"left", "right", "bilater"}
 
 
-def _number_unit(m: re.Match) -> tuple[float, str]:
-    unit = (m.group(2) or "").lower()
-    return float(m.group(1)), _UNIT_ALIASES.get(unit, unit)
+def _quote(text: str, start: int, end: int, pad: int = 40) -> str:
+    """The sentence-ish stretch around a span, for evidence a reviewer can check at a glance."""
+    left = max(text.rfind(".", 0, start), text.rfind("\n", 0, start)) + 1
+    right_dot = [i for i in (text.find(".", end), text.find("\n", end)) if i != -1]
+    right = min(right_dot) if right_dot else len(text)
+    left, right = max(left, start - pad), min(right, end + pad)
+    return text[left:right].strip()
+
+
+def _answer(item: ScoreInput) -> str | None:
+    return YES_NO.get(item.answer.strip().lower().rstrip(".!"))
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+def _shown(q) -> str:
+    return re.sub(r"(\d)([^\d\s.,-])", r"\1 \2", q.text)
 
 
 def _check_numbers(item: ScoreInput, source: str) -> list[tuple[float, dict]]:
-    source_pairs = {_number_unit(m) for m in NUMBER.finditer(source)}
-    source_values = {v for v, _ in source_pairs}
+    truth = quantities(source)
+    parsed = parse(item.response)
     found = []
-    for m in NUMBER.finditer(item.response):
-        value, unit = _number_unit(m)
-        if (value, unit) in source_pairs or (not unit and value in source_values):
+    for q in quantities(item.response):
+        if any(a <= q.start < b for a, b in parsed.questions) or any(same(q, t) for t in truth):
             continue
-        same_unit = sorted(f"{v:g} {u}" for v, u in source_pairs if u == unit and unit)
-        if same_unit:
+        kin = [t for t in truth if t.dimension == q.dimension and (q.dimension or not t.level)]
+        if kin:
             found.append((CONTRADICTION, evidence(
-                "number", f"\"{m.group(0).strip()}\" differs from the source ({', '.join(same_unit)})",
-                field="response", spans=[m.span()])))
-        elif value not in source_values:
+                "number", f"\"{q.text}\" differs from the source "
+                          f"({', '.join(sorted({_shown(t) for t in kin}))})",
+                field="response", spans=[(q.start, q.end)],
+                source_words=[t.text for t in kin])))
+        else:
             found.append((UNSUPPORTED, evidence(
-                "number", f"\"{m.group(0).strip()}\" does not appear in the source",
-                field="response", spans=[m.span()])))
+                "number", f"\"{q.text}\" does not appear in the source",
+                field="response", spans=[(q.start, q.end)])))
     return found
 
 
-def _sides(text: str) -> set[str]:
-    return {m.group(1).lower() for m in SIDE.finditer(text)}
+# --- laterality ------------------------------------------------------------------------------
+
+def _sides(text: str, parsed: Parsed | None = None) -> list[tuple[set[str], int, int]]:
+    """([sides], start, end) per mention not under a negation ("not the left")."""
+    found = []
+    for m in SIDE.finditer(text):
+        if parsed is not None and negated_at(parsed, m.start()):
+            continue
+        sides = {m.group(1).lower()} if m.group(1) else {"left", "right"}
+        found.append((sides, m.start(), m.end()))
+    return found
 
 
 def _check_laterality(item: ScoreInput, source: str) -> list[tuple[float, dict]]:
-    answer_sides = _sides(item.answer) if item.task == VQA else set()
+    answer_sides = set().union(*(s for s, _, _ in _sides(item.answer))) if item.task == VQA else set()
     # A VQA answer naming a side is the truth; otherwise any side the source names is allowed.
-    truth = answer_sides or _sides(source)
-    response_sides = _sides(item.response)
-    if not truth or not response_sides or (answer_sides and answer_sides & response_sides):
+    truth = answer_sides or set().union(*(s for s, _, _ in _sides(source)))
+    if not truth:
         return []
-    wrong = response_sides - truth
+    parsed = parse(item.response)
+    mentions = [(s, a, b) for s, a, b in _sides(item.response, parsed)
+                if not any(qa <= a < qb for qa, qb in parsed.questions)]
+    # Each side named is a claim of its own: "both the left and the right" when the source says
+    # right claims a left that is not there.
+    wrong = [(s - truth, a, b) for s, a, b in mentions if s - truth]
     if not wrong:
         return []
-    spans = [m.span() for m in SIDE.finditer(item.response) if m.group(1).lower() in wrong]
+    said = sorted(set().union(*(s for s, _, _ in wrong)))
     return [(CONTRADICTION, evidence(
-        "laterality", f"response says \"{', '.join(sorted(wrong))}\" but the source says "
-                      f"\"{', '.join(sorted(truth))}\"",
-        field="response", spans=spans))]
+        "laterality", f"response says \"{', '.join(item.response[a:b] for _, a, b in wrong)}\" "
+                      f"({', '.join(said)}) but the source says \"{', '.join(sorted(truth))}\"",
+        field="response", spans=[(a, b) for _, a, b in wrong], source_words=sorted(truth)))]
 
 
-def modalities_in(text: str) -> dict[str, list[tuple[int, int]]]:
-    found: dict[str, list[tuple[int, int]]] = {}
-    for name, pattern in MODALITIES.items():
-        spans = [m.span() for m in pattern.finditer(text)]
-        if spans:
-            found[name] = spans
+# --- modality --------------------------------------------------------------------------------
+
+def _asserted_modalities(text: str) -> dict[str, list[tuple[int, int]]]:
+    """Modalities a text asserts: mentions inside a question or under a negation are left out."""
+    parsed = parse(text)
+    found = {}
+    for name, spans in modalities_in(text).items():
+        kept = [(s, e) for s, e in spans
+                if not negated_at(parsed, s) and not any(a <= s < b for a, b in parsed.questions)]
+        if kept:
+            found[name] = kept
     return found
 
 
 def _check_modality(item: ScoreInput) -> list[tuple[float, dict]]:
     truth = set(modalities_in(item.modality))
-    truth |= set(modalities_in("\n".join((item.caption, item.inline_mention, item.report))))
+    truth |= set(_asserted_modalities("\n".join((item.caption, item.inline_mention, item.report))))
     # "Is this an MRI?" answered "No" must not make MRI the truth.
-    if YES_NO.get(item.answer.strip().lower().rstrip(".")) != "no":
+    if _answer(item) != "no":
         truth |= set(modalities_in(f"{item.question}\n{item.answer}"))
     if not truth:
         return []
     # An instruction may repeat the source question ("Is this a X-Ray?" when the answer is No).
     allowed = {"instruction": truth | set(modalities_in(item.question)), "response": truth}
     found = []
-    questions = [m.span() for m in re.finditer(r"[^.!?\n]*\?", item.response)]
     for field_name in ("instruction", "response"):
-        for name, spans in modalities_in(getattr(item, field_name)).items():
-            if field_name == "response":
-                # A response that repeats a question ("Is this a X-Ray? No.") asserts nothing.
-                spans = [(s, e) for s, e in spans if not any(a <= s < b for a, b in questions)]
-            if spans and name not in allowed[field_name]:
+        text = getattr(item, field_name)
+        mentions = modalities_in(text) if field_name == "instruction" else _asserted_modalities(text)
+        for name, spans in mentions.items():
+            if name not in allowed[field_name]:
                 found.append((CONTRADICTION, evidence(
-                    "modality", f"names {name} but the source is {', '.join(sorted(truth))}",
-                    field=field_name, spans=spans)))
+                    "modality", f"names {name} (\"{text[slice(*spans[0])]}\") but the source is "
+                                f"{', '.join(sorted(truth))}",
+                    field=field_name, spans=spans, source_words=sorted(truth))))
     return found
 
+
+# --- anatomy ---------------------------------------------------------------------------------
 
 def _check_anatomy(item: ScoreInput, source: str) -> list[tuple[float, dict]]:
     source_organs = {stem(w) for w, _, _ in words(source)} & ANATOMY
@@ -140,47 +159,80 @@ def _check_anatomy(item: ScoreInput, source: str) -> list[tuple[float, dict]]:
         field="response", spans=[(s, e) for _, s, e in extra]))]
 
 
-def _polarity(text: str) -> dict[str, list[tuple[bool, int, int]]]:
-    """stem -> [(negated, start, end)] for content words of statements (questions skipped)."""
-    result: dict[str, list[tuple[bool, int, int]]] = {}
-    for sentence in re.finditer(r"[^.!?;\n]+[.!?;\n]?", text):
-        if sentence.group(0).rstrip().endswith("?"):
-            continue
-        tokens = [(w, s + sentence.start(), e + sentence.start())
-                  for w, s, e in words(sentence.group(0))]
-        lowered = [w.lower() for w, _, _ in tokens]
-        for i, (w, s, e) in enumerate(tokens):
-            if lowered[i] in STOP_WORDS or len(w) < 4 or lowered[i] in NEGATION_BEFORE:
+# --- negation --------------------------------------------------------------------------------
+
+def _presupposed(statement: str) -> set[str]:
+    """Stems a yes/no question takes for granted: the subject of "Is the mass ...?"."""
+    m = re.match(r"\s*(?:is|are|was|were|does|do|did|has|have)\s+(?:the|this|these|that)\s+"
+                 r"([\w-]+)(?:\s+([\w-]+))?", statement, re.IGNORECASE)
+    if not m or m.group(1).lower() in ("image", "patient", "scan", "picture", "film"):
+        return set()
+    return {stem(m.group(1))}
+
+
+def _claim_terms(parsed: Parsed, text: str) -> list:
+    """Terms whose polarity is compared: certain, not generic, and not part of a modality name
+    (a modality affirmed or denied is the modality check's to report)."""
+    names = [span for spans in modalities_in(text).values() for span in spans]
+    return [t for t in parsed.terms if not t.uncertain and t.stem not in GENERIC
+            and not any(a <= t.start < b for a, b in names)]
+
+
+def _source_assertions(item: ScoreInput) -> dict[str, dict[bool, str]]:
+    """stem -> {negated?: quoted source words}; uncertain mentions assert nothing."""
+    found: dict[str, dict[bool, str]] = {}
+
+    def add(parsed: Parsed, text: str, *, flip=False, skip=frozenset(), quoted=""):
+        for t in _claim_terms(parsed, text):
+            if t.stem in skip:
                 continue
-            before = set(lowered[max(0, i - 3) : i])
-            after = set(lowered[i + 1 : i + 4])
-            negated = bool(before & NEGATION_BEFORE or after & NEGATION_AFTER)
-            result.setdefault(stem(w), []).append((negated, s, e))
-    return result
+            found.setdefault(t.stem, {})[t.negated != flip] = quoted or _quote(text, t.start, t.end)
+
+    for text in (item.caption, item.inline_mention, item.report):
+        add(parse(text), text)
+    answer = _answer(item)
+    if item.question and item.task == VQA and (answer or not item.question.strip()
+                                               .lower().startswith(("is ", "are ", "does ", "do "))):
+        statement = question_as_statement(item.question)
+        quoted = f"{item.question.strip()} {item.answer.strip()}"
+        # A "no" denies the finding asked about, not the organ or side it is asked of.
+        skip = _presupposed(statement) | ANATOMY | _SIDE_STEMS if answer == "no" else set()
+        # Quoted as the question and its answer, not as the rewritten statement.
+        add(parse(statement), statement, flip=answer == "no", skip=skip, quoted=quoted)
+    return found
 
 
 def _check_negation(item: ScoreInput) -> list[tuple[float, dict]]:
     found = []
-    if item.task == VQA:
-        truth = YES_NO.get(item.answer.strip().lower().rstrip("."))
-        first = re.match(r"\s*(\w+)", item.response)
-        said = YES_NO.get(first.group(1).lower()) if first else None
-        if truth and said and said != truth:
-            found.append((CONTRADICTION, evidence(
-                "negation", f"answers \"{first.group(1)}\" but the source answer is \"{item.answer}\"",
-                field="response", spans=[first.span(1)])))
-    source = _polarity("\n".join((item.caption, item.inline_mention, item.report)))
-    for term, occurrences in _polarity(item.response).items():
-        if term not in source:
+    truth = _answer(item) if item.task == VQA else None
+    said = leading_yes_no(item.response)
+    if truth and said and said[0] != truth:
+        found.append((CONTRADICTION, evidence(
+            "negation", f"answers \"{item.response[slice(*said[1])]}\" but the source answer to "
+                        f"\"{item.question.strip()}\" is \"{item.answer.strip()}\"",
+            field="response", spans=[said[1]], source_words=[item.answer.strip()])))
+    source = _source_assertions(item)
+    by_stem: dict[str, list] = {}
+    for t in _claim_terms(parse(item.response), item.response):
+        if t.stem in source:
+            by_stem.setdefault(t.stem, []).append(t)
+    for term_stem, occurrences in by_stem.items():
+        claims = {t.negated for t in occurrences}
+        sides = source[term_stem]
+        if len(claims) != 1 or len(sides) != 1:
+            continue  # both polarities on one side: nothing clear to contradict
+        (negated,) = claims
+        (source_negated, quoted) = next(iter(sides.items()))
+        if negated == source_negated:
             continue
-        source_negated = {neg for neg, _, _ in source[term]}
-        response_negated = {neg for neg, _, _ in occurrences}
-        if len(source_negated) == 1 and len(response_negated) == 1 and source_negated != response_negated:
-            word = item.response[occurrences[0][1] : occurrences[0][2]]
-            claim = "absent" if True in response_negated else "present"
-            found.append((CONTRADICTION, evidence(
-                "negation", f"response says \"{word}\" is {claim}; the source says the opposite",
-                field="response", spans=[(s, e) for _, s, e in occurrences])))
+        first = occurrences[0]
+        claim = "absent" if negated else "present"
+        found.append((CONTRADICTION, evidence(
+            "negation", f"response says \"{first.text}\" is {claim} "
+                        f"(\"{_quote(item.response, first.start, first.end)}\"); the source says "
+                        f"the opposite (\"{quoted}\")",
+            field="response", spans=[(t.start, t.end) for t in occurrences],
+            source_words=[quoted])))
     return found
 
 

@@ -1,7 +1,9 @@
-"""Shared text helpers: words with their offsets, stop-words, a small suffix stemmer."""
+"""Shared text helpers: words with their offsets, stop-words, the Snowball stemmer."""
 
 import re
 from functools import lru_cache
+
+import Stemmer
 
 # Letters of any script (SLAKE has Chinese questions), inner hyphens/apostrophes, or a number.
 WORD = re.compile(r"[^\W\d_](?:[\w\-']*[^\W\d_])?|\d+(?:\.\d+)?")
@@ -20,20 +22,13 @@ STOP_WORDS = frozenset(
     provide provides given describe described description based question answer""".split()
 )
 
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
+_SNOWBALL = Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=200_000)  # pure, and a corpus repeats its words endlessly
 def stem(word: str) -> str:
-    """Crude suffix stripping: enough to match 'opacities' with 'opacity', 'enlarged' with 'enlarge'."""
-    w = word.lower().removesuffix("'s")
-    for suffix in _SUFFIXES:
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
-            if suffix in ("ies", "ied"):
-                w += "y"
-            break
-    return w.rstrip("e") if len(w) > 4 else w
+    """Snowball (Porter 2) stem: 'opacities' and 'opacity', 'enlarged' and 'enlarge' meet."""
+    return _SNOWBALL.stemWord(word.lower().removesuffix("'s"))
 
 
 def words(text: str) -> list[tuple[str, int, int]]:
