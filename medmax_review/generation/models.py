@@ -74,6 +74,8 @@ class GenerationJob(models.Model):
     error = models.TextField(blank=True)
     # The records chosen at launch, in order: resuming or re-running never re-selects.
     record_ids = models.JSONField(default=list, blank=True)
+    # A regeneration job: {record id: the candidate its new candidate replaces}.
+    regenerates = models.JSONField(default=dict, blank=True)
     skipped = models.PositiveIntegerField(default=0, help_text="records lacking the task's text")
     skip_note = models.CharField(max_length=300, blank=True)
     # Touched after every batch; a running job without a recent heartbeat may be taken over.

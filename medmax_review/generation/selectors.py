@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from medmax_review.generation.models import GenerationJob, PromptTemplate
@@ -123,3 +123,16 @@ def template_latest(*, project: Project, task: str, name: str = "default") -> Pr
 
 def template_fields_list() -> str:
     return ", ".join("{" + name + "}" for name in ALLOWED_FIELDS)
+
+
+def template_by_ref(*, project: Project, ref: str) -> PromptTemplate | None:
+    """The template a ref names ("vqa/default@v2"), the project's own before a shipped one."""
+    task, _, rest = ref.partition("/")
+    name, _, version = rest.rpartition("@v")
+    if not (task and name and version.isdigit()):
+        return None
+    return (
+        templates_for_project(project=project)
+        .filter(task=task, name=name, version=int(version))
+        .order_by(F("project").asc(nulls_last=True)).first()
+    )

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -196,8 +196,13 @@ def job_create(
     template: PromptTemplate | None = None,
     token_cap: int | None = None,
     cost_cap_usd: Decimal | str | None = None,
+    regenerates: dict[int, int] | None = None,
 ) -> GenerationJob:
-    """Validate, choose the records, save the job and enqueue its run after commit."""
+    """Validate, choose the records, save the job and enqueue its run after commit.
+
+    With `regenerates` ({record id: candidate id}) the job generates one new candidate for
+    each of those records instead of the records the filters match (generation.regeneration).
+    """
     if task not in medmax.TASKS:
         raise JobError(f"task: unknown task {task!r}; choose one of {', '.join(medmax.TASKS)}")
     if backend not in dict(BACKEND_CHOICES):
@@ -225,13 +230,20 @@ def job_create(
             raise JobError(f"template: {template} is not a {task} template of this project")
     template_ref, _version = _template_ref(task=task, template=template)
 
-    matched = selectors.records_matching(project=project, filters=filters)
+    if regenerates:
+        samples = 1
+        matched = selectors.records_matching(project=project, filters={}).filter(
+            id__in=list(regenerates))
+        filters["only_new"] = False  # these records were generated already: that is the point
+    else:
+        matched = selectors.records_matching(project=project, filters=filters)
     vision = backend_sees_images(backend=backend, parameters=parameters)
     usable = selectors.records_usable(records=matched, task=task, vision=vision)
     skipped = matched.count() - usable.count()
     if filters["only_new"]:
         usable = selectors.records_not_generated(records=usable, task=task, template_ref=template_ref)
     ids = list(usable.values_list("id", flat=True)[: filters["limit"]])
+    chosen = set(ids)
     skip_note = _skip_note(task=task, backend=backend, vision=vision, skipped=skipped,
                            matched=matched)
 
@@ -240,6 +252,7 @@ def job_create(
         parameters=parameters, filters=filters, samples=samples,
         template=template, token_cap=token_cap, cost_cap_usd=cost_cap_usd, launched_by=user,
         record_ids=ids, total=len(ids) * samples, skipped=skipped, skip_note=skip_note[:300],
+        regenerates={str(r): c for r, c in (regenerates or {}).items() if r in chosen},
     )
     _enqueue_run(job.pk)
     log.info("generation job %s created by %s: %s records x %s", job.pk, user, len(ids), samples)
@@ -495,18 +508,40 @@ class _JobRunner:
 
     def _pending_items(self, record_ids: list[int]) -> list[_Item]:
         job = self.job
+        records = SourceRecord.objects.filter(pk__in=record_ids).select_related("image").order_by("id")
+        if job.regenerates:
+            return self._regeneration_items(records)
         existing = set(
             Candidate.objects.filter(
                 record_id__in=record_ids, task=job.task, template_ref=self.template_ref
             ).values_list("record_id", "sample_index")
         )
-        records = SourceRecord.objects.filter(pk__in=record_ids).select_related("image").order_by("id")
         return [
             _Item(record, sample, self._request(record, sample))
             for record in records
             for sample in range(job.samples)
             if (record.pk, sample) not in existing
         ]
+
+    def _regeneration_items(self, records) -> list[_Item]:
+        """One item per record this job has not generated for yet, as the next sample of its
+        (task, template): the candidates already there keep theirs, and a repeated or resumed
+        run finds this job's own candidate and skips the record."""
+        job = self.job
+        ids = [r.pk for r in records]
+        done = set(Candidate.objects.filter(job=job, record_id__in=ids)
+                   .values_list("record_id", flat=True))
+        taken = dict(
+            Candidate.objects.filter(record_id__in=ids, task=job.task,
+                                     template_ref=self.template_ref)
+            .values("record_id").annotate(top=Max("sample_index")).values_list("record_id", "top")
+        )
+        items = []
+        for record in records:
+            if record.pk not in done:
+                sample = taken.get(record.pk, -1) + 1
+                items.append(_Item(record, sample, self._request(record, sample)))
+        return items
 
     def _request(self, record: SourceRecord, sample: int) -> GenerationRequest:
         job = self.job
@@ -562,6 +597,7 @@ class _JobRunner:
             except OutputError as exc:
                 error = str(exc)
         cost = (prompt_tokens * self.price_prompt + completion_tokens * self.price_completion) / 1000
+        replaces = job.regenerates.get(str(item.record.pk))
         return CandidateSpec(
             record_id=item.record.pk,
             task=job.task,
@@ -583,7 +619,9 @@ class _JobRunner:
                 "finish_reason": finish_reason,
                 "cost_usd": str(cost.quantize(Decimal("0.000001"))),
                 "generated_at": timezone.now().isoformat(),
+                **({"regenerated_from": replaces} if replaces else {}),
             },
+            regenerated_from_id=replaces,
             raw_output=raw,
             generation_error=error,
             prompt_tokens=prompt_tokens,

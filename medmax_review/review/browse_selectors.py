@@ -17,7 +17,14 @@ from django.db.models.functions import Cast, Coalesce
 
 from medmax_review.core.access import readable_candidates
 from medmax_review.projects.models import Project
-from medmax_review.review.models import ADJUDICATION, Candidate, Decision, Revision
+from medmax_review.review.models import (
+    ADJUDICATION,
+    REJECT,
+    REJECT_REASONS,
+    Candidate,
+    Decision,
+    Revision,
+)
 from medmax_review.review.textdiff import word_diff
 from medmax_review.scoring.scorers.base import FAIL, FAIR, GOOD, POOR
 from medmax_review.sources.models import SourceRecord
@@ -48,6 +55,7 @@ class BrowseFilters:
     model: str = ""
     backend: str = ""
     template_ref: str = ""
+    reason: str = ""  # rejected with this reason (a standing reject)
     disagreement: bool = False
     sort: str = "-id"
 
@@ -83,7 +91,13 @@ def _score_value(name: str):
 
 def candidates_filtered(*, project: Project, filters: BrowseFilters, user) -> QuerySet:
     """Every candidate of the project matching the filters that the user may read (unordered)."""
-    qs = readable_candidates(Candidate.objects.filter(project=project), user)
+    return readable_candidates(candidates_matching(project=project, filters=filters), user)
+
+
+def candidates_matching(*, project: Project, filters: BrowseFilters) -> QuerySet:
+    """Every candidate of the project matching the filters, credentialed or not: for the
+    command line, whose operator runs the server. Pages use candidates_filtered."""
+    qs = Candidate.objects.filter(project=project)
     if filters.task:
         qs = qs.filter(task=filters.task)
     if filters.disagreement:
@@ -115,6 +129,13 @@ def candidates_filtered(*, project: Project, filters: BrowseFilters, user) -> Qu
             qs = qs.filter(scores__contains={name: {"band": filters.band}})
         else:
             qs = qs.alias(band_value=KT(f"scores__{name}__band")).filter(band_value=filters.band)
+    if filters.reason:
+        if filters.reason not in dict(REJECT_REASONS):
+            raise BrowseError(f"reason: {filters.reason!r} is not a reject reason")
+        qs = qs.filter(
+            Exists(Decision.objects.filter(candidate=OuterRef("pk"), action=REJECT,
+                                           reason=filters.reason, undone_by__isnull=True))
+        )
     if filters.reviewer_id:
         qs = qs.filter(
             Exists(

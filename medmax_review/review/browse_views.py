@@ -14,7 +14,7 @@ from medmax_review.core.medmax import TASK_CHOICES
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
 from medmax_review.review import browse_selectors, bulk, stats
 from medmax_review.review.browse_selectors import BANDS, BrowseError, BrowseFilters
-from medmax_review.review.models import CANDIDATE_STATUS_CHOICES
+from medmax_review.review.models import CANDIDATE_STATUS_CHOICES, REJECT_REASONS
 
 SORT_CHOICES = [
     ("-id", "newest first"), ("id", "oldest first"),
@@ -35,6 +35,9 @@ class BrowseFilterForm(forms.Form):
     model = forms.CharField(required=False, max_length=200)
     backend = forms.CharField(required=False, max_length=20)
     template = forms.CharField(required=False, max_length=150, label="Template version")
+    reason = forms.ChoiceField(
+        choices=[("", "any reject reason"), *REJECT_REASONS], required=False
+    )
     disagreement = forms.BooleanField(required=False, label="Disagreements only")
     sort = forms.CharField(required=False, max_length=70)
 
@@ -60,7 +63,8 @@ class BrowseFilterForm(forms.Form):
         return BrowseFilters(
             task=d["task"], status=d["status"], source=d["source"], license=d["license"],
             score_name=d["score"], band=d["band"], reviewer_id=d["reviewer"], model=d["model"],
-            backend=d["backend"], template_ref=d["template"], disagreement=d["disagreement"], sort=d["sort"],
+            backend=d["backend"], template_ref=d["template"], reason=d["reason"],
+            disagreement=d["disagreement"], sort=d["sort"],
         )
 
 

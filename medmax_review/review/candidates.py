@@ -43,6 +43,7 @@ class CandidateSpec:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     credential: bool = False
+    regenerated_from_id: int | None = None
 
     def key(self) -> tuple:
         return (self.record_id, self.task, self.template_ref, self.sample_index)
@@ -115,6 +116,7 @@ def _insert(*, project: Project, specs: list[CandidateSpec], approved_note: str)
                 prompt_tokens=s.prompt_tokens,
                 completion_tokens=s.completion_tokens,
                 credential=s.credential,
+                regenerated_from_id=s.regenerated_from_id,
                 status=status_for(s),
                 decided_at=now if approved_note else None,
             )

@@ -62,6 +62,11 @@ class Candidate(models.Model):
     # Which template version produced it ("vqa/default@v3"; "import" for imported rows).
     # Part of the idempotency key, so it is never NULL.
     template_ref = models.CharField(max_length=150, default="import")
+    # The candidate this one was generated to replace (rejected, flagged or low-confidence);
+    # that one keeps its decisions. Shown on the review screen as a diff against its text.
+    regenerated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="regenerations"
+    )
     template_version = models.PositiveIntegerField(default=0)
     sample_index = models.PositiveSmallIntegerField(default=0)
     task = models.CharField(max_length=30, choices=TASK_CHOICES)

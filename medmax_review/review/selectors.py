@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from medmax_review.core.access import has_credentialed_access
+from medmax_review.core.access import has_credentialed_access, readable_candidates
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     ADJUDICATION,
@@ -237,6 +237,27 @@ def review_screen(*, candidate: Candidate, user) -> dict:
         "auto_rejection": auto,
         "reasons": list(zip(REASON_KEYS, REJECT_REASONS, strict=True)),
         "counts": queue_counts(project=project, user=user),
+        "regenerated": regenerated_from_view(candidate=candidate, user=user),
+    }
+
+
+def regenerated_from_view(*, candidate: Candidate, user) -> dict | None:
+    """The candidate this one was generated to replace, its standing reject reasons and a word
+    diff from its text to this one's; None for a first generation (or one the user may not
+    read)."""
+    if candidate.regenerated_from_id is None:
+        return None
+    old = readable_candidates(
+        Candidate.objects.filter(pk=candidate.regenerated_from_id), user).first()
+    if old is None:
+        return None
+    reasons = dict(REJECT_REASONS)
+    rejects = Decision.objects.filter(candidate=old, action=REJECT, undone_by__isnull=True)
+    return {
+        "candidate": old,
+        "reasons": sorted({reasons.get(r, r) for r in rejects.values_list("reason", flat=True)
+                           if r}),
+        "diffs": {f: word_diff(getattr(old, f), getattr(candidate, f)) for f in EDITABLE_FIELDS},
     }
 
 

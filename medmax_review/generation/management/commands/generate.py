@@ -6,9 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from medmax_review.core.medmax import TASKS
-from medmax_review.generation import selectors, services
+from medmax_review.generation import regeneration, selectors, services
 from medmax_review.generation.models import BACKEND_CHOICES, GenerationJob
 from medmax_review.projects.models import Project
+from medmax_review.review import browse_selectors
+from medmax_review.review.browse_selectors import BrowseFilters
+from medmax_review.review.models import REJECT_REASONS, REJECTED
 
 
 def _run_and_close(job_id: int) -> None:
@@ -23,7 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="project slug")
-        parser.add_argument("--task", required=True, choices=TASKS)
+        parser.add_argument("--task", choices=TASKS, help="required unless --from-rejected")
         parser.add_argument("--backend", required=True, choices=[b for b, _ in BACKEND_CHOICES])
         parser.add_argument("--model", default="")
         parser.add_argument("--base-url", default="")
@@ -35,11 +38,29 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float)
         parser.add_argument("--max-tokens", type=int)
         parser.add_argument("--wait", action="store_true", help="run here and print progress")
+        parser.add_argument(
+            "--from-rejected", action="store_true",
+            help="regenerate the rejected candidates (of --task, if given) for their records",
+        )
+        parser.add_argument("--reason", default="", choices=["", *dict(REJECT_REASONS)],
+                            help="with --from-rejected: only those rejected for this reason")
+        parser.add_argument("--template", default="",
+                            help='a template version, e.g. "vqa/default@v2"')
 
     def handle(self, *args, **opts):
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None:
             raise CommandError(f"--project: no project with slug {opts['project']!r}")
+        template = None
+        if opts["template"]:
+            template = selectors.template_by_ref(project=project, ref=opts["template"])
+            if template is None:
+                raise CommandError(f"--template: no template version {opts['template']!r}")
+        if opts["from_rejected"]:
+            self._regenerate(project, opts, template)
+            return
+        if not opts["task"]:
+            raise CommandError("--task is required (or --from-rejected)")
         parameters = {
             key: opts[name]
             for key, name in (("temperature", "temperature"), ("max_tokens", "max_tokens"))
@@ -50,12 +71,28 @@ class Command(BaseCommand):
             job = services.job_create(
                 project=project, task=opts["task"], backend=opts["backend"], model=opts["model"],
                 base_url=opts["base_url"], filters=filters, samples=opts["samples"],
-                parameters=parameters,
+                parameters=parameters, template=template,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        self._launched(job, wait=opts["wait"])
+
+    def _regenerate(self, project, opts, template):
+        filters = BrowseFilters(status=REJECTED, reason=opts["reason"], task=opts["task"] or "")
+        candidates = browse_selectors.candidates_matching(project=project, filters=filters)
+        try:
+            jobs = regeneration.regeneration_launch(
+                project=project, candidates=candidates, backend=opts["backend"],
+                model=opts["model"], template=template,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        for job in jobs:
+            self._launched(job, wait=opts["wait"])
+
+    def _launched(self, job: GenerationJob, *, wait: bool):
         self.stdout.write(f"job {job.pk}: {job.total} item(s) to generate. {job.skip_note}".strip())
-        if not opts["wait"]:
+        if not wait:
             self.stdout.write("queued; a worker will run it")
             return
         self._run_with_progress(job)
