@@ -1,7 +1,6 @@
 """Pre-scoring: run the scorers over candidates, store scores and queue priority, auto-reject."""
 
 import functools
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -15,14 +14,14 @@ from django.utils import timezone
 from medmax_review.core.medmax import IMAGE_NONE
 from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate, Decision, ReviewSlot
 from medmax_review.review.queue import candidates_system_reject
-from medmax_review.scoring.models import (
-    CandidateBand,
-    CandidateSignature,
-    ImageFingerprint,
-    ImageHashBand,
+from medmax_review.scoring.fingerprints import (
+    earlier_near_duplicates,
+    image_fingerprints_ensure,
+    near_images,
+    text_sha1,
 )
+from medmax_review.scoring.scorers import grounding, near_duplicate
 from medmax_review.scoring.scorers import image as image_scorer
-from medmax_review.scoring.scorers import near_duplicate
 from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult
 from medmax_review.scoring.scorers.consistency import score_consistency
 from medmax_review.scoring.scorers.format import score_format
@@ -30,7 +29,6 @@ from medmax_review.scoring.scorers.grounding import score_grounding
 from medmax_review.scoring.scorers.llm_judge import NAME as LLM_JUDGE
 from medmax_review.scoring.scorers.llm_judge import score_llm_judge
 from medmax_review.scoring.scorers.phi import score_phi
-from medmax_review.sources.images import image_path
 from medmax_review.sources.models import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -124,11 +122,6 @@ def _judge_client():
     )
 
 
-def _text_sha1(candidate: Candidate) -> str:
-    text = "\x00".join((candidate.instruction, candidate.context, candidate.response))
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
 def _judge_score(
     candidate: Candidate, item: ScoreInput, *, judge: Callable[[], object | None], wanted: bool
 ) -> dict | None:
@@ -136,9 +129,9 @@ def _judge_score(
 
     `judge` returns the client (None when no backend is configured).
     """
-    text_sha1 = _text_sha1(candidate)
+    sha1 = text_sha1(candidate)
     previous = candidate.scores.get(LLM_JUDGE)
-    if previous and previous.get("text_sha1") != text_sha1:
+    if previous and previous.get("text_sha1") != sha1:
         previous = None  # a verdict on text that has since been edited says nothing
     thresholds = candidate.project.auto_reject_thresholds or {}
     if previous or not (wanted or LLM_JUDGE in thresholds):
@@ -151,7 +144,7 @@ def _judge_score(
     except Exception as exc:  # the backend is optional: its outage must not stop the other scores
         logger.warning("LLM judge failed for candidate %s: %s", candidate.id, exc)
         return None
-    score["text_sha1"] = text_sha1
+    score["text_sha1"] = sha1
     return score
 
 
@@ -161,8 +154,9 @@ def _score_batch(
     image_scores = _image_scores(batch)
     duplicate_scores = _near_duplicate_scores(batch)
     changed = []
-    for candidate in batch:
-        item = score_input_for(candidate)
+    items = [score_input_for(candidate) for candidate in batch]
+    grounding.embeddings_prepare(items)  # one model call for the batch, not one per candidate
+    for candidate, item in zip(batch, items, strict=True):
         scores = candidate_scores_compute(item=item)
         if candidate.id in image_scores:
             scores[image_scorer.NAME] = image_scores[candidate.id]
@@ -197,71 +191,12 @@ def _score_batch(
 
 # --- images -------------------------------------------------------------------------------
 
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= (1 << 63) else value
-
-
-def image_fingerprints_ensure(*, assets: list) -> dict[int, ImageFingerprint]:
-    """{image id: fingerprint}, computing (once) those not stored yet."""
-    by_id = {a.id: a for a in assets}
-    known = {f.image_id: f for f in ImageFingerprint.objects.filter(image_id__in=by_id)}
-    fresh = []
-    for image_id, asset in by_id.items():
-        if image_id in known:
-            continue
-        facts = image_scorer.image_inspect(image_path(asset))
-        fresh.append(ImageFingerprint(
-            image_id=image_id, decodable=facts.decodable, error=facts.error[:300],
-            width=facts.width, height=facts.height, stddev=facts.stddev,
-            dhash=_signed64(facts.dhash),
-        ))
-    if fresh:
-        with transaction.atomic():
-            ImageFingerprint.objects.bulk_create(fresh, ignore_conflicts=True)
-            stored = ImageFingerprint.objects.filter(
-                image_id__in=[f.image_id for f in fresh]
-            ).exclude(bands__isnull=False)
-            ImageHashBand.objects.bulk_create([
-                ImageHashBand(fingerprint=f, key=i * 256 + band)
-                for f in stored if f.decodable
-                for i, band in enumerate(image_scorer.hash_bands(f.dhash_unsigned))
-            ])
-        known = {f.image_id: f for f in ImageFingerprint.objects.filter(image_id__in=by_id)}
-    return known
-
-
-def _near_images(fingerprints: list[ImageFingerprint]) -> dict[int, list[tuple[int, int]]]:
-    """{image id: [(other image id, distance)]} through equal hash bands, never all pairs."""
-    keys_of = {
-        f.image_id: {i * 256 + b for i, b in enumerate(image_scorer.hash_bands(f.dhash_unsigned))}
-        for f in fingerprints if f.decodable
-    }
-    all_keys = set().union(*keys_of.values()) if keys_of else set()
-    if not all_keys:
-        return {}
-    sharing = defaultdict(set)
-    for key, image_id, dhash in ImageHashBand.objects.filter(key__in=all_keys).values_list(
-        "key", "fingerprint__image_id", "fingerprint__dhash"
-    ):
-        sharing[key].add((image_id, dhash & ((1 << 64) - 1)))
-    result = {}
-    for f in fingerprints:
-        others = set().union(*(sharing[k] for k in keys_of.get(f.image_id, ())))
-        result[f.image_id] = sorted(
-            (other_id, d) for other_id, other_hash in others
-            if other_id != f.image_id
-            and (d := image_scorer.hamming(f.dhash_unsigned, other_hash))
-            <= image_scorer.NEAR_DUPLICATE_DISTANCE
-        )
-    return result
-
-
 def _image_scores(batch: list[Candidate]) -> dict[int, dict]:
     with_image = [c for c in batch if c.record.image_id]
     if not with_image:
         return {}
     fingerprints = image_fingerprints_ensure(assets=[c.record.image for c in with_image])
-    near = _near_images(list(fingerprints.values()))
+    near = near_images(list(fingerprints.values()))
     project_ids = {c.project_id for c in with_image}
     image_ids = set(fingerprints) | {o for pairs in near.values() for o, _ in pairs}
     records_of = defaultdict(list)  # (project, image) -> [(record id, label)]
@@ -291,65 +226,10 @@ def _image_scores(batch: list[Candidate]) -> dict[int, dict]:
 
 # --- near-duplicate candidates ------------------------------------------------------------
 
-def candidate_signatures_ensure(*, candidates: list[Candidate]) -> dict[int, list[int]]:
-    """{candidate id: MinHash}, (re)computing only those whose text changed."""
-    stored = {s.candidate_id: s for s in CandidateSignature.objects.filter(candidate__in=candidates)}
-    stale = []
-    result = {}
-    for c in candidates:
-        sha1 = _text_sha1(c)
-        s = stored.get(c.id)
-        if s is not None and s.text_sha1 == sha1:
-            result[c.id] = s.minhash
-            continue
-        text = "\n".join((c.instruction, c.context, c.response))
-        result[c.id] = near_duplicate.minhash(text)
-        stale.append((c, sha1, result[c.id], bool(near_duplicate.shingles(text))))
-    if stale:
-        with transaction.atomic():
-            CandidateSignature.objects.filter(candidate_id__in=[c.id for c, *_ in stale]).delete()
-            signatures = CandidateSignature.objects.bulk_create([
-                CandidateSignature(candidate=c, project_id=c.project_id, text_sha1=sha1, minhash=mh)
-                for c, sha1, mh, _ in stale
-            ])
-            CandidateBand.objects.bulk_create([
-                CandidateBand(signature=s, project_id=c.project_id, candidate_id_copy=c.id, key=key)
-                for s, (c, _, mh, has_text) in zip(signatures, stale, strict=True) if has_text
-                for key in near_duplicate.lsh_bands(mh, scope=c.record.image_id or 0)
-            ], batch_size=2000)
-    return result
-
-
 def _near_duplicate_scores(batch: list[Candidate]) -> dict[int, dict]:
     """Each candidate is compared with EARLIER candidates of its project only, so the later copy
     is the one flagged and the result does not depend on the order of scoring."""
-    signatures = candidate_signatures_ensure(candidates=batch)
-    keys_of = {
-        c.id: near_duplicate.lsh_bands(signatures[c.id], scope=c.record.image_id or 0)
-        for c in batch
-    }
-    by_project = defaultdict(list)
-    for c in batch:
-        by_project[c.project_id].append(c)
-    matches: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for project_id, members in by_project.items():
-        all_keys = {k for c in members for k in keys_of[c.id]}
-        sharing = defaultdict(set)
-        for key, other in CandidateBand.objects.filter(
-            project_id=project_id, key__in=all_keys, candidate_id_copy__lt=max(c.id for c in members)
-        ).values_list("key", "candidate_id_copy"):
-            sharing[key].add(other)
-        pairs = {
-            (c.id, other) for c in members for k in keys_of[c.id] for other in sharing[k]
-            if other < c.id
-        }
-        other_ids = {o for _, o in pairs}
-        other_sigs = dict(CandidateSignature.objects.filter(
-            candidate_id__in=other_ids).values_list("candidate_id", "minhash"))
-        for cid, other in sorted(pairs):
-            sim = near_duplicate.similarity(signatures[cid], other_sigs[other])
-            if sim >= near_duplicate.SIMILAR:
-                matches[cid].append((other, sim))
+    matches = earlier_near_duplicates(candidates=batch)
     return {c.id: near_duplicate.score_near_duplicate(matches[c.id]).as_dict() for c in batch}
 
 

@@ -79,3 +79,58 @@ def test_priority_ignores_not_applicable_scores():
 
     fair = {"format": {"value": 0.6, "band": "fair"}}
     assert priority_for({**fair, "grounding": {"value": 1.0, "band": "n/a"}}) == priority_for(fair)
+
+
+def _found(result, rule):
+    return [e for e in result.evidence if e["rule"] == rule]
+
+
+def test_grounding_names_a_finding_the_source_lacks(demo_rows, monkeypatch):
+    monkeypatch.setitem(grounding._model_state, "model", None)  # the lexical rule alone
+    row = demo_rows["vqarad-1582"]  # "Which lung has diffuse opacification?" -> "Right"
+    response = "The right lung has diffuse opacification and a small pneumothorax."
+    result = score_grounding(item_for(row, response=response))
+    (ev,) = _found(result, "unsupported_claim")
+    assert response[slice(*ev["spans"][0])] == "pneumothorax" and "finding" in ev["text"]
+    assert result.band == "poor"
+
+
+def test_grounding_names_a_procedure_organ_or_size_the_source_lacks(demo_rows, monkeypatch):
+    monkeypatch.setitem(grounding._model_state, "model", None)
+    row = demo_rows["vqarad-1625"]  # "How large is the mass?" -> "5mm"
+    result = score_grounding(item_for(
+        row, response="The 5 mm mass in the liver needs a biopsy; a second mass measures 2 cm."))
+    kinds = {e["text"].split('"')[1]: e["text"].split()[2] for e in _found(result, "unsupported_claim")}
+    assert kinds == {"liver": "organ", "biopsy": "procedure", "2 cm": "size"}
+    # The same size in other units is supported.
+    clean = score_grounding(item_for(row, response="The mass measures 0.5 cm."))
+    assert _found(clean, "unsupported_claim") == []
+
+
+def test_grounding_checks_each_claim(demo_rows, monkeypatch):
+    monkeypatch.setitem(grounding._model_state, "model", None)
+    row = demo_rows["vqarad-629"]  # "Is there a fracture of the left humerus?" -> "No"
+    response = "There is no fracture of the left humerus. The patient was treated for gout last year."
+    (ev,) = _found(score_grounding(item_for(row, response=response)), "unsupported_sentence")
+    assert response[slice(*ev["spans"][0])].startswith("The patient was treated")
+
+
+def test_grounding_embeds_a_batch_once_and_caches_sources(demo_rows, monkeypatch):
+    calls = []
+
+    class Model:
+        def encode(self, texts, batch_size=64):
+            import numpy as np
+            calls.append(list(texts))
+            return np.ones((len(texts), 4))
+
+    monkeypatch.setitem(grounding._model_state, "model", Model())
+    monkeypatch.setattr(grounding, "_vectors", grounding.OrderedDict())
+    row = demo_rows["vqarad-1582"]
+    items = [item_for(row, response=f"The right lung has diffuse opacification {i}.") for i in range(5)]
+    grounding.embeddings_prepare(items)
+    assert len(calls) == 1  # one model call for the batch, the shared source embedded once
+    assert sum(t == "Which lung has diffuse opacification?\nRight" for t in calls[0]) == 1
+    for item in items:
+        score_grounding(item)
+    assert len(calls) == 1

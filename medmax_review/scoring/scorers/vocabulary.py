@@ -12,7 +12,7 @@ ANATOMY = _stems("""lung liver kidney heart brain spleen pancreas bladder stomac
     gallbladder uterus ovary prostate thyroid breast retina cerebellum ventricle diaphragm
     appendix rectum adrenal testis knee shoulder hip elbow wrist ankle sinus mandible orbit""")
 
-# Findings, sizes and procedures: named in a response and nowhere in the source, each is a claim
+# Findings and procedures: named in a response and nowhere in the source, each is a claim
 # the source does not support (grounding reports them apart from ordinary unsupported words).
 FINDINGS = _stems("""mass tumor tumour lesion nodule cyst abscess effusion pneumothorax
     pneumonia consolidation atelectasis edema oedema hemorrhage haemorrhage haematoma hematoma
@@ -24,9 +24,6 @@ FINDINGS = _stems("""mass tumor tumour lesion nodule cyst abscess effusion pneum
 PROCEDURES = _stems("""biopsy surgery resection excision stent catheter drain intubation
     transplant transplantation chemotherapy radiotherapy ablation pacemaker prosthesis
     anastomosis amputation craniotomy laparotomy""")
-SIZES = _stems("""large small tiny huge massive enlarged extensive diffuse focal multiple
-    numerous""")
-
 # Words a claim carries without asserting anything about the patient: never compared for polarity.
 GENERIC = _stems("""evidence sign signs finding findings present seen identified noted visible
     area region side level scan view image study abnormality change changes""")
