@@ -46,3 +46,37 @@ def test_phi_clean_on_every_faithful_demo_answer(demo_rows):
 def test_phi_young_age_is_not_flagged(demo_rows):
     result = score_phi(item_for(demo_rows["vqarad-1582"], response="A 45-year-old man, right lung."))
     assert result.value == 1.0
+
+
+@pytest.mark.parametrize(("text", "rule", "hit", "redaction"), [
+    ("Accession number: RAD-2019-88412, chest radiograph.", "accession", "Accession number: RAD-2019-88412", "[ACCESSION]"),
+    ("Billed to account #00992211 after the CT.", "account", "account #00992211", "[ACCOUNT]"),
+    ("SSN 123-45-6789 on the requisition.", "national_id", "SSN 123-45-6789", "[NATIONAL ID]"),
+    ("A ninety-two-year-old man with a right lung mass.", "age_over_89", "ninety-two-year-old", "[AGE 90+]"),
+    ("The patient, aged 97, has a hip fracture.", "age_over_89", "aged 97", "[AGE 90+]"),
+    ("Seen by Dr. Anna Kowalski for the humerus.", "name", "Dr. Anna Kowalski", "[NAME]"),
+    ("Questions to radiology on ext. 4521.", "phone", "ext. 4521", "[PHONE]"),
+    ("Reachable on +44 20 7946 0958 after the scan.", "phone", "+44 20 7946 0958", "[PHONE]"),
+    ("Images at https://pacs.example.org/study/77 for review.", "url", "https://pacs.example.org/study/77", "[URL]"),
+    ("Uploaded from 10.0.0.12 overnight.", "ip_address", "10.0.0.12", "[IP]"),
+    ("Lives in Boston, MA 02115 with family.", "zip_code", "02115", "[ZIP]"),
+    ("Transferred from St. Mary's Hospital with a mass.", "hospital", "St. Mary's Hospital", "[HOSPITAL]"),
+    ("Imaged at Massachusetts General Hospital last week.", "hospital", "Massachusetts General Hospital", "[HOSPITAL]"),
+])
+def test_phi_finds_more_kinds_with_redaction(demo_rows, text, rule, hit, redaction):
+    result = score_phi(item_for(demo_rows["vqarad-1582"], response=text))
+    (ev,) = [e for e in result.evidence if e["rule"] == rule]
+    assert text[slice(*ev["spans"][0])] == hit and ev["suggestion"] == redaction
+
+
+@pytest.mark.parametrize("text", [
+    "Findings are consistent with Parkinson's disease.",
+    "Dr. Parkinson described the tremor that bears his name.",
+    "A Colles fracture of the distal radius.",
+    "The aneurysm arises from the circle of Willis.",
+    "Wilson disease with copper deposition in the liver.",
+    "A 3.5 cm mass and a 12 mm nodule in a 45-year-old man.",
+    "The mass measures 5mm on the axial CT.",
+])
+def test_phi_eponyms_and_measurements_are_not_flagged(demo_rows, text):
+    assert score_phi(item_for(demo_rows["vqarad-1582"], response=text)).evidence == []
