@@ -11,9 +11,8 @@ import re
 
 import phonenumbers
 
-from medmax_review.scoring.scorers.eponyms import is_eponym_use
-
 from medmax_review.scoring.scorers.base import ScoreInput, ScoreResult, evidence
+from medmax_review.scoring.scorers.eponyms import is_eponym_use
 
 NAME = "phi"
 
