@@ -69,18 +69,29 @@ IMAGE_POSITION_CHOICES = [
     (IMAGE_NONE, "no image"),
 ]
 
+# Chinese, Japanese and Korean characters: a byte-level BPE spends about two tokens on each,
+# so a run of them must not count as one "word".
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def estimate_text_tokens(text: str) -> int:
-    """A tokenizer-free estimate: ~1.3 tokens per word-ish piece, never below chars/4."""
-    pieces = len(_WORDISH.findall(text))
-    return max(math.ceil(pieces * 1.3), math.ceil(len(text) / 4))
+    """The fallback when no tokenizer is available (see core.tokens): ~1.3 tokens per word-ish
+    piece and 2 per CJK character, never below chars/4."""
+    cjk = len(_CJK.findall(text))
+    pieces = len(_WORDISH.findall(_CJK.sub(" ", text)))
+    return max(math.ceil(pieces * 1.3) + 2 * cjk, math.ceil(len(text) / 4))
 
 
 def estimate_tokens(text: str) -> int:
+    """Tokens of a MedMax text: the bundled tokenizer's count (the estimate without it), plus
+    IMAGE_TOKENS per <image>."""
+    from medmax_review.core.tokens import count_text_tokens
+
     images = text.count(IMAGE)
-    return estimate_text_tokens(text.replace(IMAGE, "")) + images * IMAGE_TOKENS
+    plain = text.replace(IMAGE, "")
+    counted = count_text_tokens(plain)
+    return (estimate_text_tokens(plain) if counted is None else counted) + images * IMAGE_TOKENS
 
 
 def build_text(*, instruction: str, context: str, response: str, image_position: str) -> str:

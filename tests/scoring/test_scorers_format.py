@@ -51,7 +51,7 @@ def test_format_repetitive_response_is_poor(demo_rows):
 
 def test_format_too_long_text_fails(demo_rows):
     row = demo_rows["skimage-retina"]
-    item = item_for(row, response="word " * 800, task=IMAGE_CAPTIONING)
+    item = item_for(row, response="word " * 1100, task=IMAGE_CAPTIONING)  # one token per word
     assert any("2048-token" in e["text"] for e in score_format(item).evidence)
 
 
