@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from medmax_review.core.access import has_credentialed_access, readable_candidates
+from medmax_review.core.access import may_read_credentialed, readable_candidates
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     ADJUDICATION,
@@ -143,9 +143,7 @@ def claimable_slots(*, project: Project, user):
     slots = ReviewSlot.objects.filter(
         project=project, state=ReviewSlot.OPEN, candidate__status=PENDING
     ).filter(~Exists(mine), ~Exists(decided))
-    if not has_credentialed_access(user):
-        slots = slots.filter(credential=False)
-    return slots.order_by("-priority", "id")
+    return readable_candidates(slots, user).order_by("-priority", "id")
 
 
 def slot_for(*, candidate: Candidate, user) -> ReviewSlot | None:
@@ -160,7 +158,7 @@ def candidate_for_user(*, project: Project, candidate_id: int, user) -> Candidat
         .filter(project=project, pk=candidate_id)
         .first()
     )
-    if candidate is None or (candidate.credential and not has_credentialed_access(user)):
+    if candidate is None or not may_read_credentialed(user, credentialed=candidate.credential):
         raise Http404("No such candidate")
     return candidate
 
@@ -290,9 +288,8 @@ def conflict_view(*, candidate: Candidate, loaded_version: int | None) -> dict:
 
 
 def adjudication_candidates(*, project: Project, user, limit: int = 200):
-    qs = Candidate.objects.filter(project=project, status__in=(ADJUDICATION, FLAGGED))
-    if not has_credentialed_access(user):
-        qs = qs.filter(credential=False)
+    qs = readable_candidates(
+        Candidate.objects.filter(project=project, status__in=(ADJUDICATION, FLAGGED)), user)
     return qs.select_related("record").order_by("id")[:limit]
 
 

@@ -1,6 +1,6 @@
 from django.db.models import Q, QuerySet
 
-from medmax_review.core.access import has_credentialed_access
+from medmax_review.core.access import may_read_credentialed
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.readers.dicom import PRESETS
@@ -38,7 +38,7 @@ def image_asset_for_user(*, user, sha256: str) -> ImageAsset | None:
         credentials = _credentials_seen(user=user, shas=shas) if shas else set()
     if not credentials:
         return None
-    if "no" not in credentials and not has_credentialed_access(user):
+    if "no" not in credentials and not may_read_credentialed(user, credentialed=True):
         return None
     return ImageAsset.objects.filter(sha256=sha256).first()
 
