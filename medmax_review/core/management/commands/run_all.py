@@ -6,7 +6,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from medmax_review.core.accounts import accounts_banner
@@ -26,6 +28,8 @@ class Command(BaseCommand):
                 sys.executable, "-m", "celery", "-A", "medmax_review", "worker",
                 "--pool=threads", f"--concurrency={concurrency}", "--loglevel=INFO",
                 "--without-gossip", "--without-mingle",
+                # Beat inside the worker: the periodic sweeps (lost messages, old uploads).
+                "--beat", f"--schedule={Path(settings.VAR_DIR) / 'celerybeat-schedule'}",
             ],
             env=env,
         )
