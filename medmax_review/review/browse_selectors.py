@@ -278,6 +278,7 @@ def scores_for_display(*, scores: dict) -> list[dict]:
 def candidate_history(*, project: Project, candidate_id: int, user) -> dict | None:
     """Revisions with a diff against the previous one of the same field, decisions, provenance;
     None when there is no such candidate or the user may not read it."""
+    from medmax_review.review.score_panel import review_scores  # it builds on this module
     candidate = (
         readable_candidates(Candidate.objects.filter(project=project, id=candidate_id), user)
         .select_related("record", "job", "template").first()
@@ -305,5 +306,6 @@ def candidate_history(*, project: Project, candidate_id: int, user) -> dict | No
         "provenance": sorted(
             (k, v if isinstance(v, str) else json.dumps(v)) for k, v in candidate.provenance.items()
         ),
-        "scores": scores_for_display(scores=candidate.scores),
+        # The same panel as the review screen: value and band, what was checked, findings.
+        "scores": review_scores(candidate)["scores"],
     }

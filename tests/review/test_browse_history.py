@@ -102,6 +102,8 @@ def test_candidate_history_shows_provenance_and_score_evidence(client, project, 
     client.force_login(admin_user)
     html = client.get(_url(project, story["candidate"])).content.decode()
     assert "smollm2-135m" in html
-    assert "laterality · fail" in html
-    assert "<code>laterality_mismatch</code> left vs source &#x27;Right&#x27;" in html
+    # The review screen's score panel: the score, its band, the rule in words.
+    panel = html.split('data-score="laterality"')[1].split("</details>")[0]
+    assert '<span class="band">fail</span>' in panel
+    assert '<span class="rule">laterality mismatch</span> left vs source &#x27;Right&#x27;' in panel
     assert "&#x27;spans&#x27;" not in html  # evidence reads as text, not as a raw dict
