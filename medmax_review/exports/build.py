@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from medmax_review.core.leases import TAKEN_OVER, lease_claim
 from medmax_review.core.medmax import build_text, check_text
-from medmax_review.exports import cards, files, selectors, writers
+from medmax_review.exports import cards, changelog, files, selectors, writers
 from medmax_review.exports.manifest import BuildStats
 from medmax_review.exports.models import DatasetVersion
 
@@ -145,6 +145,7 @@ def version_leftovers_remove(*, folder: Path) -> list[str]:
     removed = []
     names = writers.top_names([*SPLITS, SINGLE_FILE]) | {
         MANIFEST, IMAGES_ARCHIVE, IMAGES_DIR, cards.README, cards.ATTRIBUTION,
+        changelog.ROWS_FILE, changelog.CHANGELOG,
     }
     for name in sorted(names):
         for path in (folder / name, files.partial_name(folder / name)):
@@ -219,6 +220,7 @@ class _Build:
         if self.image_dir:
             self.image_dir.mkdir()
         read = 0
+        self.index = changelog.RowIndex(self.folder)
         try:
             for batch in selectors.export_batches(
                 project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
@@ -229,9 +231,11 @@ class _Build:
                     line, problems = self._prepare(row)
                     if problems:
                         self.stats.exclude(row, problems)
+                        self._index(row, line, split="", left_out=problems)
                         continue
                     split = split_of(_split_key(row), options["split"]) if options["split"] else SINGLE_FILE
                     self.writer.write(split, line)
+                    self._index(row, line, split=split)
                     self.stats.count(row, split)
                     self.stats.embedded += line.image_file is not None
                 read += len(batch)
@@ -240,29 +244,56 @@ class _Build:
                 reset_queries()
             self.beat(force=True)  # still ours: publish
             digests = self.writer.commit()
+            digests[changelog.ROWS_FILE] = self.index.commit()
         except _Superseded:
             # The temporary names now belong to the build that took over: close, leave them.
             self.writer.close()
+            self.index.file.close()
             raise
         except BaseException:
             self.writer.abort()
+            self.index.abort()
             raise
+        changes = self._changes()
         digests.update(self._images())
         empty = [writers.hf_split(n) for n in self.names if n not in self.writer.published]
-        for name, text in self._notices(empty).items():
+        for name, text in self._notices(empty, changes).items():
             digests[name] = _write_whole(self.folder / name, text)
         files.fsync_dir(self.folder)
         manifest = self.stats.manifest(
             version=self.version, digests=digests, read=read, empty_splits=empty,
             image_count=self.image_count,
         )
+        manifest["changelog"] = changes
         self.beat(force=True)
         _write_whole(self.folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         files.fsync_dir(self.folder)
         return manifest
 
-    def _notices(self, empty: list[str]) -> dict[str, str]:
-        """README.md (the dataset card), ATTRIBUTION.md and the format's own files."""
+    def _index(self, row: selectors.ExportRow, line: writers.ExportLine, *, split: str,
+               left_out: list[str] | None = None) -> None:
+        self.index.add(
+            candidate_id=row.candidate_id, record_id=row.record_id, task=row.task,
+            source=row.source, split=split, left_out=left_out,
+            digest=changelog.row_hash(text=line.text, image=row.image_sha256, task=line.task,
+                                      source=line.source, credential=line.credential),
+        )
+
+    def _changes(self) -> dict:
+        """The changelog against the project's previous finished version (none: all added)."""
+        previous = selectors.version_previous(version=self.version)
+        old = dataset_version_folder(previous) / changelog.ROWS_FILE if previous else None
+        if old is not None and not old.is_file():
+            old = None  # made before versions kept a row index: compared with nothing
+        changes = changelog.index_diff(
+            old=old, new=self.folder / changelog.ROWS_FILE,
+            previous=previous.number if old is not None else None, current=self.version.number,
+        )
+        return changes.as_manifest()
+
+    def _notices(self, empty: list[str], changes: dict) -> dict[str, str]:
+        """README.md (the dataset card), ATTRIBUTION.md, CHANGELOG.md and the format's own
+        files."""
         uses = self.stats.source_uses()
         card = cards.dataset_card(
             format_name=self.writer.name, format_label=self.writer.label,
@@ -271,6 +302,8 @@ class _Build:
         )
         return {
             cards.README: card, cards.ATTRIBUTION: cards.attribution_notice(uses),
+            changelog.CHANGELOG: changelog.changelog_markdown(
+                project=self.version.project.slug, summary=changes, current=self.version.number),
             **self.writer.extra_files(),
         }
 

@@ -267,3 +267,13 @@ def version_filters_display(*, version: DatasetVersion) -> list[tuple[str, str]]
             text = "–" if value is None else str(value)
         out.append((label, text))
     return out
+
+
+def version_previous(*, version: DatasetVersion) -> DatasetVersion | None:
+    """The project's latest finished version before this one: what its changelog is against."""
+    return (
+        DatasetVersion.objects.filter(
+            project_id=version.project_id, number__lt=version.number,
+            status=DatasetVersion.DONE,
+        ).order_by("-number").first()
+    )

@@ -109,12 +109,17 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def data_files(folder: Path) -> dict[str, str]:
-    """sha256 of every file but the manifest (which names the version), by relative path."""
+    """sha256 of every file but those that describe the version among the others (the
+    manifest names it, the changelog and its row index compare it with the previous one), by
+    relative path."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in VERSION_FILES
     }
+
+
+VERSION_FILES = {"manifest.json", "CHANGELOG.md", "rows.tsv"}
 
 
 def store_demo_image(demo_data: Path, name: str):

@@ -29,7 +29,7 @@ def test_export_dataset_writes_version_folder_under_out(project, vqa_rad, tmp_pa
     assert "1 rows left out" in first and "text must contain exactly one" in first
     assert {p.name for p in (tmp_path / "v1").iterdir()} == {
         "train.jsonl", "validation.jsonl", "test.jsonl", "images.tar", "manifest.json",
-        "README.md", "ATTRIBUTION.md",
+        "README.md", "ATTRIBUTION.md", "CHANGELOG.md", "rows.tsv",
     }
     row = json.loads((tmp_path / "v1/train.jsonl").read_text().splitlines()[0])
     assert set(row) >= {"messages", "images", "candidate_id", "reviewers", "scores"}
@@ -64,7 +64,8 @@ def test_export_dataset_writes_each_trainer_format(project, vqa_rad, tmp_path):
     # then each version has its format's files, and empty splits are reported, not written
     assert "no rows, so no file: validation, test" in out
     assert {p.name for p in (tmp_path / "v1").iterdir()} == {
-        "train.json", "images", "manifest.json", "README.md", "ATTRIBUTION.md"
+        "train.json", "images", "manifest.json", "README.md", "ATTRIBUTION.md", "CHANGELOG.md",
+        "rows.tsv",
     }
     assert [p.name for p in (tmp_path / "v2" / "data").iterdir()] == [
         "train-00000-of-00001.parquet"

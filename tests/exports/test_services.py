@@ -83,7 +83,8 @@ def test_manifest_lists_counts_hashes_and_versions(project, vqa_rad):
     for name, entry in manifest["files"].items():
         data = (folder / name).read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    assert len(manifest["files"]) == 1 + 2 + 75  # data, README and ATTRIBUTION, images
+    # data, README and ATTRIBUTION, the changelog and its row index, images
+    assert len(manifest["files"]) == 1 + 2 + 2 + 75
     row = read_jsonl(folder / "data.jsonl")[0]
     assert row["model"] == "SmolLM2-135M-Instruct" and row["decision"] == "approve"
     assert row["edited"] is False and row["template_version"] == 2
@@ -412,7 +413,8 @@ def test_images_none_names_paths_without_copying(project, vqa_rad):
     assert all(r["image_path"].startswith("images/") for r in rows)
     assert not (folder / "images").exists() and not (folder / "images.tar").exists()
     assert version.manifest["images"] == {"mode": "none", "count": 0, "embedded": 0}
-    assert set(version.manifest["files"]) == {"data.jsonl", "README.md", "ATTRIBUTION.md"}
+    assert set(version.manifest["files"]) == {
+        "data.jsonl", "README.md", "ATTRIBUTION.md", "CHANGELOG.md", "rows.tsv"}
 
 
 def test_store_path_leaving_media_root_is_refused(project, demo_data):
@@ -439,8 +441,8 @@ def test_version_files_listed_names_data_files_and_counts_images(project, vqa_ra
     files, images = services.version_files_listed(version)
     # then each data file comes with its manifest entry, the manifest last without one
     assert [name for name, _ in files] == [
-        "ATTRIBUTION.md", "README.md", "test.jsonl", "train.jsonl", "validation.jsonl",
-        "manifest.json",
+        "ATTRIBUTION.md", "CHANGELOG.md", "README.md", "rows.tsv", "test.jsonl", "train.jsonl",
+        "validation.jsonl", "manifest.json",
     ]
     assert all(entry == version.manifest["files"][name] for name, entry in files[:-1])
     assert files[-1][1] is None

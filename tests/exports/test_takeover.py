@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from medmax_review.exports import build, files, services
+from medmax_review.exports import build, changelog, files, services
 from medmax_review.exports.models import DatasetVersion
 from medmax_review.projects import services as project_services
 from tests.exports.conftest import export, login
@@ -20,13 +20,17 @@ OPTIONS = {"split": "0.9,0.05,0.05", "images": "copy"}
 
 def folder_contents(folder) -> dict[str, bytes]:
     """Every file under the folder (hidden ones too) by relative path; the manifest without the
-    two fields that name the version."""
+    fields that name the version or compare it with the previous one, and without the
+    changelog (a second version of the same rows says "unchanged since v1")."""
     out = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()
+        if path.name == changelog.CHANGELOG:
+            continue
         if path.name == services.MANIFEST:
             manifest = json.loads(data)
-            manifest.pop("version"), manifest.pop("created_at")
+            manifest.pop("version"), manifest.pop("created_at"), manifest.pop("changelog")
+            manifest["files"].pop(changelog.CHANGELOG)
             data = json.dumps(manifest, sort_keys=True).encode()
         out[str(path.relative_to(folder))] = data
     return out

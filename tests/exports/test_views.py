@@ -122,7 +122,8 @@ def test_export_download_file_and_tar(client, project, adjudicator, vqa_rad):
             folder / "manifest.json"
         ).read_bytes()
     assert "chest-v1/test.jsonl" in names and "chest-v1/README.md" in names
-    assert len(names) == 3 + 2 + 75 + 1  # splits, README and ATTRIBUTION, images, manifest
+    # splits, README and ATTRIBUTION, the changelog and its row index, images, manifest
+    assert len(names) == 3 + 2 + 2 + 75 + 1
 
 
 def test_export_download_refuses_names_outside_the_manifest(client, project, admin_user, vqa_rad):

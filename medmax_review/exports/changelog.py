@@ -1,0 +1,235 @@
+"""What changed between two dataset versions: rows added, removed and edited, keyed by
+candidate, by task and source, with the reason each removed row is gone.
+
+Every build writes a row index beside its data (ROWS_FILE): one line per row read, in candidate
+id order (the order the build streams), with the row's record, task, source, split, a hash of
+what it publishes, and either "in" or why the build left it out. Two versions are compared by
+walking their two indexes side by side, so a diff of millions of rows holds one line of each in
+memory; only the counters and the first LISTED rows of each kind are kept.
+"""
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medmax_review.exports import files
+from medmax_review.review.models import REJECT, REJECT_REASONS, Candidate, Decision
+
+ROWS_FILE = "rows.tsv"
+CHANGELOG = "CHANGELOG.md"
+HEADER = "candidate_id\trecord_id\ttask\tsource\tsplit\thash\tstate\n"
+IN = "in"
+LISTED = 200  # rows listed one by one per kind; the rest only counted
+LOOKUP_CHUNK = 1000  # removed rows whose reason is read from the database at a time
+KINDS = ("added", "removed", "edited")
+
+
+def _clean(value) -> str:
+    return " ".join(str(value).split())  # no tab or newline can break a line of the index
+
+
+def row_hash(*, text: str, image: str, task: str, source: str, credential: str) -> str:
+    """What a reader of the dataset would see change: the text, the image, task, source."""
+    payload = json.dumps([text, image, task, source, credential], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+class RowIndex:
+    """The index a build writes as it streams (published atomically like the data files)."""
+
+    def __init__(self, folder: Path):
+        self.file = files.AtomicFile(folder / ROWS_FILE)
+        self.file.write(HEADER)
+
+    def add(self, *, candidate_id: int, record_id: int, task: str, source: str, split: str,
+            digest: str, left_out: list[str] | None = None) -> None:
+        state = _clean("; ".join(left_out)) if left_out else IN
+        self.file.write("\t".join(
+            _clean(v) for v in (candidate_id, record_id, task, source, split, digest)
+        ) + f"\t{state}\n")
+
+    def commit(self) -> files.FileDigest:
+        return self.file.commit()
+
+    def abort(self) -> None:
+        self.file.abort()
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    candidate_id: int
+    record_id: int
+    task: str
+    source: str
+    split: str
+    digest: str
+    state: str
+
+    @property
+    def published(self) -> bool:
+        return self.state == IN
+
+    def listed(self, **extra) -> dict:
+        return {"candidate_id": self.candidate_id, "record_id": self.record_id,
+                "task": self.task, "source": self.source, **extra}
+
+
+def index_read(path: Path) -> Iterator[IndexRow]:
+    with open(path, encoding="utf-8") as fh:
+        next(fh, None)  # the header
+        for line in fh:
+            cid, rid, task, source, split, digest, state = line.rstrip("\n").split("\t")
+            yield IndexRow(int(cid), int(rid), task, source, split, digest, state)
+
+
+def _pairs(old: Iterator[IndexRow], new: Iterator[IndexRow]):
+    """(old row or None, new row or None) per candidate id, both streams in id order."""
+    a, b = next(old, None), next(new, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.candidate_id < b.candidate_id):
+            yield a, None
+            a = next(old, None)
+        elif a is None or b.candidate_id < a.candidate_id:
+            yield None, b
+            b = next(new, None)
+        else:
+            yield a, b
+            a, b = next(old, None), next(new, None)
+
+
+@dataclass
+class Changes:
+    """The counts and the first rows of each kind of change between two versions."""
+
+    previous: int | None
+    current: int
+    counts: Counter = field(default_factory=Counter)
+    by_task: dict = field(default_factory=lambda: defaultdict(Counter))
+    by_source: dict = field(default_factory=lambda: defaultdict(Counter))
+    removed_reasons: Counter = field(default_factory=Counter)
+    listed: dict = field(default_factory=lambda: {kind: [] for kind in KINDS})
+
+    def note(self, kind: str, row: IndexRow, **extra) -> None:
+        self.counts[kind] += 1
+        self.by_task[row.task][kind] += 1
+        self.by_source[row.source][kind] += 1
+        if len(self.listed[kind]) < LISTED:
+            self.listed[kind].append(row.listed(**extra))
+
+    def as_manifest(self) -> dict:
+        return {
+            "previous_version": self.previous,
+            **{kind: self.counts[kind] for kind in KINDS},
+            "moved_split": self.counts["moved_split"],
+            "unchanged": self.counts["unchanged"],
+            "by_task": {k: dict(sorted(v.items())) for k, v in sorted(self.by_task.items())},
+            "by_source": {k: dict(sorted(v.items())) for k, v in sorted(self.by_source.items())},
+            "removed_reasons": dict(sorted(self.removed_reasons.items())),
+            "listed": self.listed,
+            "listed_limit": LISTED,
+        }
+
+
+def removal_reasons(candidate_ids: list[int]) -> dict[int, str]:
+    """Why approved rows are no longer exported, as the database says now: the candidate's
+    status (with its reject reasons), deleted, or still approved (the export's filters)."""
+    labels = dict(REJECT_REASONS)
+    found = dict(Candidate.objects.filter(id__in=candidate_ids).values_list("id", "status"))
+    reasons: dict[int, set] = defaultdict(set)
+    for cid, reason in Decision.objects.filter(
+        candidate_id__in=[c for c, s in found.items() if s == "rejected"], action=REJECT,
+        undone_by__isnull=True,
+    ).values_list("candidate_id", "reason"):
+        reasons[cid].add(labels.get(reason, reason) or "no reason given")
+    out = {}
+    for cid in candidate_ids:
+        status = found.get(cid)
+        if status is None:
+            out[cid] = "candidate deleted"
+        elif status == "approved":
+            out[cid] = "left out by this version's filters"
+        elif reasons.get(cid):
+            out[cid] = f"now {status}: {', '.join(sorted(reasons[cid]))}"
+        else:
+            out[cid] = f"now {status}"
+    return out
+
+
+def index_diff(*, old: Path | None, new: Path, previous: int | None, current: int) -> Changes:
+    """The changes from the version indexed at `old` (None: there is none) to `new`."""
+    changes = Changes(previous=previous, current=current)
+    old_rows = index_read(old) if old is not None else iter(())
+    waiting: list[IndexRow] = []  # removed rows whose reason the database gives
+
+    def resolve():
+        reasons = removal_reasons([r.candidate_id for r in waiting])
+        for r in waiting:
+            changes.removed_reasons[reasons[r.candidate_id]] += 1
+            changes.note("removed", r, reason=reasons[r.candidate_id])
+        waiting.clear()
+
+    for a, b in _pairs(old_rows, index_read(new)):
+        was, now = a is not None and a.published, b is not None and b.published
+        if now and not was:
+            changes.note("added", b)
+        elif was and not now:
+            if b is not None:  # read by this build and left out: the build says why
+                changes.removed_reasons[b.state] += 1
+                changes.note("removed", a, reason=b.state)
+            else:
+                waiting.append(a)
+                if len(waiting) >= LOOKUP_CHUNK:
+                    resolve()
+        elif was and now:
+            if a.digest != b.digest:
+                changes.note("edited", b)
+            else:
+                changes.counts["unchanged"] += 1
+            if a.split != b.split:
+                changes.counts["moved_split"] += 1
+    resolve()
+    return changes
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a source named "a|b" stays in its table cell
+
+
+def changelog_markdown(*, project: str, summary: dict, current: int) -> str:
+    """CHANGELOG.md from a manifest's changelog (the same text export_diff prints)."""
+    previous = summary["previous_version"]
+    lines = [f"# Changes in {project} v{current}", ""]
+    if previous is None:
+        lines += ["The first version: every row is new.", ""]
+    else:
+        lines += [f"Since v{previous}.", ""]
+    lines += [
+        f"- added: {summary['added']}", f"- removed: {summary['removed']}",
+        f"- edited: {summary['edited']}", f"- unchanged: {summary['unchanged']}",
+        f"- moved to another split: {summary['moved_split']}", "",
+    ]
+    for title, key in (("By task", "by_task"), ("By source", "by_source")):
+        if summary[key]:
+            lines += [f"## {title}", "", "| | added | removed | edited |", "| --- | --- | --- | --- |"]
+            lines += [f"| {_cell(name)} | {c.get('added', 0)} | {c.get('removed', 0)} | "
+                      f"{c.get('edited', 0)} |" for name, c in summary[key].items()]
+            lines.append("")
+    if summary["removed_reasons"]:
+        lines += ["## Why rows were removed", ""]
+        lines += [f"- {reason}: {n}" for reason, n in summary["removed_reasons"].items()]
+        lines.append("")
+    for kind in KINDS:
+        rows = summary["listed"][kind]
+        if rows:
+            more = summary[kind] - len(rows)
+            lines += [f"## {kind.capitalize()} rows" + (f" (first {len(rows)})" if more else ""), ""]
+            lines += [
+                f"- candidate {r['candidate_id']} (record {r['record_id']}, {r['task']}, "
+                f"{r['source']})" + (f": {r['reason']}" if r.get("reason") else "")
+                for r in rows
+            ]
+            lines.append("")
+    return "\n".join(lines)
