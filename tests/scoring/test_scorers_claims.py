@@ -114,3 +114,30 @@ def test_caption_negation_scope(demo_rows):
                     task=IMAGE_CAPTIONING)
     assert sorted(e["text"].split('"')[1] for e in score_consistency(item).evidence) == [
         "drusen", "haemorrhage"]
+
+
+@pytest.fixture
+def without_medspacy(monkeypatch):
+    """A process where medspaCy is not installed: the cue-list fallback decides."""
+    import sys
+
+    from medmax_review.scoring.scorers import assertion
+
+    monkeypatch.setitem(sys.modules, "medspacy", None)
+    monkeypatch.setattr(assertion, "_state", {})
+    parse.cache_clear()
+    yield
+    parse.cache_clear()
+
+
+def test_without_medspacy_the_fallback_decides_and_says_so(demo_rows, without_medspacy):
+    row = demo_rows["vqarad-629"]  # "Is there a fracture of the left humerus?" -> "No"
+    faithful = score_consistency(item_for(row, response="No fracture is seen in the left humerus."))
+    assert [e["rule"] for e in faithful.evidence] == ["method"]
+    assert "medspaCy is not installed" in faithful.evidence[0]["text"]
+    wrong = score_consistency(item_for(row, response="There is a fracture of the humerus."))
+    assert "negation" in [e["rule"] for e in wrong.evidence]
+    status = {t.text: (t.negated, t.uncertain) for t in parse(
+        "No fracture of the humerus; possible small effusion, but the liver is normal.").terms}
+    assert status["fracture"] == (True, False) and status["effusion"] == (False, True)
+    assert status["liver"] == (False, False)

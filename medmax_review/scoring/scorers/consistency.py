@@ -9,8 +9,10 @@ import re
 
 from medmax_review.core.medmax import VQA
 from medmax_review.scoring.scorers.assertion import (
+    CONTEXT_METHOD,
     YES_NO,
     Parsed,
+    assertion_method,
     leading_yes_no,
     negated_at,
     parse,
@@ -25,7 +27,8 @@ from medmax_review.scoring.scorers.vocabulary import ANATOMY, GENERIC
 NAME = "consistency"
 CONTRADICTION, UNSUPPORTED = 0.0, 0.4
 
-SIDE = re.compile(r"\b(left|right)\b|\b(bilateral(?:ly)?|both (?:sides|lungs|kidneys|hemispheres|"
+# "right" as in "that is right" means correct, not a side.
+SIDE = re.compile(r"\b(left|(?<!\bis )(?<!\bthat's )(?<!\ball )(?<!\bquite )right(?![ -](?:now|away)))\b|\b(bilateral(?:ly)?|both (?:sides|lungs|kidneys|hemispheres|"
                   r"breasts|lobes|eyes|knees|hips|ovaries)|left and right|right and left)\b",
                   re.IGNORECASE)
 _SIDE_STEMS = {"left", "right", "bilater"}
@@ -77,7 +80,7 @@ def _sides(text: str, parsed: Parsed | None = None) -> list[tuple[set[str], int,
     """([sides], start, end) per mention not under a negation ("not the left")."""
     found = []
     for m in SIDE.finditer(text):
-        if parsed is not None and negated_at(parsed, m.start()):
+        if parsed is not None and negated_at(parsed, m.start(), m.end()):
             continue
         sides = {m.group(1).lower()} if m.group(1) else {"left", "right"}
         found.append((sides, m.start(), m.end()))
@@ -113,7 +116,7 @@ def _asserted_modalities(text: str) -> dict[str, list[tuple[int, int]]]:
     found = {}
     for name, spans in modalities_in(text).items():
         kept = [(s, e) for s, e in spans
-                if not negated_at(parsed, s) and not any(a <= s < b for a, b in parsed.questions)]
+                if not negated_at(parsed, s, e) and not any(a <= s < b for a, b in parsed.questions)]
         if kept:
             found[name] = kept
     return found
@@ -122,9 +125,10 @@ def _asserted_modalities(text: str) -> dict[str, list[tuple[int, int]]]:
 def _check_modality(item: ScoreInput) -> list[tuple[float, dict]]:
     truth = set(modalities_in(item.modality))
     truth |= set(_asserted_modalities("\n".join((item.caption, item.inline_mention, item.report))))
-    # "Is this an MRI?" answered "No" must not make MRI the truth.
-    if _answer(item) != "no":
-        truth |= set(modalities_in(f"{item.question}\n{item.answer}"))
+    # An answer naming a modality picks it ("MRI, CT or X-Ray?" -> "CT"); otherwise the
+    # question's own is the truth, unless answered "No" ("Is this an MRI?" -> "No").
+    answered = set(modalities_in(item.answer))
+    truth |= answered or (set(modalities_in(item.question)) if _answer(item) != "no" else set())
     if not truth:
         return []
     # An instruction may repeat the source question ("Is this a X-Ray?" when the answer is No).
@@ -161,13 +165,23 @@ def _check_anatomy(item: ScoreInput, source: str) -> list[tuple[float, dict]]:
 
 # --- negation --------------------------------------------------------------------------------
 
+_PREDICATE = re.compile(r"(?i)^(?:\w+(?:ed|en)|normal|abnormal|present|visible|intact|healthy|"
+                        r"seen|located|in|on|at|of|larger|smaller|bigger)$")
+
+
 def _presupposed(statement: str) -> set[str]:
-    """Stems a yes/no question takes for granted: the subject of "Is the mass ...?"."""
-    m = re.match(r"\s*(?:is|are|was|were|does|do|did|has|have)\s+(?:the|this|these|that)\s+"
-                 r"([\w-]+)(?:\s+([\w-]+))?", statement, re.IGNORECASE)
-    if not m or m.group(1).lower() in ("image", "patient", "scan", "picture", "film"):
+    """Stems a yes/no question takes for granted: the subject of "Is the aortic knob
+    widened?" (its words up to the predicate), which a "no" does not deny."""
+    m = re.match(r"\s*(?:is|are|was|were)\s+(?:the|this|these|that)\s+"
+                 r"(.+)", statement, re.IGNORECASE)
+    if not m:
         return set()
-    return {stem(m.group(1))}
+    subject = []
+    for w in m.group(1).rstrip(".").split():
+        if _PREDICATE.match(w):
+            break
+        subject.append(stem(w))
+    return set(subject[:-1] if len(subject) == len(m.group(1).split()) else subject)
 
 
 def _claim_terms(parsed: Parsed, text: str) -> list:
@@ -195,10 +209,16 @@ def _source_assertions(item: ScoreInput) -> dict[str, dict[bool, str]]:
                                                .lower().startswith(("is ", "are ", "does ", "do "))):
         statement = question_as_statement(item.question)
         quoted = f"{item.question.strip()} {item.answer.strip()}"
-        # A "no" denies the finding asked about, not the organ or side it is asked of.
-        skip = _presupposed(statement) | ANATOMY | _SIDE_STEMS if answer == "no" else set()
+        parsed = parse(statement)
+        skip = set()
+        if answer == "no":
+            # A "no" denies the finding asked about, not the organ or side it is asked of,
+            # unless the organ is all it asks about ("Does the picture contain liver?").
+            skip = _presupposed(statement) | _SIDE_STEMS
+            if any(t.stem not in skip | ANATOMY for t in _claim_terms(parsed, statement)):
+                skip |= ANATOMY
         # Quoted as the question and its answer, not as the rewritten statement.
-        add(parse(statement), statement, flip=answer == "no", skip=skip, quoted=quoted)
+        add(parsed, statement, flip=answer == "no", skip=skip, quoted=quoted)
     return found
 
 
@@ -247,4 +267,7 @@ def score_consistency(item: ScoreInput) -> ScoreResult:
         + _check_anatomy(item, source) + _check_negation(item)
     )
     value = min((v for v, _ in findings), default=1.0)
-    return ScoreResult(NAME, value, evidence=[e for _, e in findings])
+    found = [e for _, e in findings]
+    if assertion_method() != CONTEXT_METHOD:
+        found.append(evidence("method", f"method: negation and uncertainty by {assertion_method()}"))
+    return ScoreResult(NAME, value, evidence=found)

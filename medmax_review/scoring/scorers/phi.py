@@ -59,7 +59,10 @@ RULES = [
     ("national_id", re.compile(
         r"\b(?:(?:SSN|social security(?: number| no\.?)?|NHS(?: number| no\.?)?|national ID|"
         r"NI number|health card|Medicare(?: number| no\.?)?)" + _ID + r"[A-Z]{0,2}[\d -]{8,14}\d|"
-        r"\d{3}-\d{2}-\d{4})\b", re.IGNORECASE),
+        r"\d{3}-\d{2}-\d{4}|"
+        # A US Medicare Beneficiary Identifier: 11 characters, no S, L, O, I, B or Z letters.
+        r"[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d-?"
+        r"[AC-HJKMNP-RT-Y]{2}\d{2})\b", re.IGNORECASE),
      "[NATIONAL ID]", "national identity number"),
     ("date", re.compile(
         r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|"

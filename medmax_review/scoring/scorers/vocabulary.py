@@ -26,4 +26,5 @@ PROCEDURES = _stems("""biopsy surgery resection excision stent catheter drain in
     anastomosis amputation craniotomy laparotomy""")
 # Words a claim carries without asserting anything about the patient: never compared for polarity.
 GENERIC = _stems("""evidence sign signs finding findings present seen identified noted visible
-    area region side level scan view image study abnormality change changes""")
+    area region side level scan view image picture photo study change changes
+    contain contains part body""")
