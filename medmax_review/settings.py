@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "medmax_review.review",
     "medmax_review.scoring",
     "medmax_review.exports",
+    "medmax_review.evaluation",
 ]
 
 MIDDLEWARE = [

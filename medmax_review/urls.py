@@ -16,6 +16,7 @@ urlpatterns = [
     path("p/<slug:slug>/review/", include("medmax_review.review.urls")),
     path("p/<slug:slug>/candidates/", include("medmax_review.review.browse_urls")),
     path("p/<slug:slug>/exports/", include("medmax_review.exports.urls")),
+    path("p/<slug:slug>/evaluations/", include("medmax_review.evaluation.urls")),
     path("images/", include("medmax_review.sources.image_urls")),
 ]
 

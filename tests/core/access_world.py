@@ -4,6 +4,7 @@ credentialed access, for the access table."""
 from dataclasses import dataclass
 
 from medmax_review.core import medmax
+from medmax_review.evaluation.models import EvaluationRun
 from medmax_review.exports import services as exports
 from medmax_review.generation import services as generation
 from medmax_review.projects import services as projects
@@ -74,9 +75,11 @@ def build_world() -> World:
     version = exports.dataset_version_create(project=project, options={"format": "medmax"})
     version = exports.dataset_version_build(version_id=version.pk)
     assert version.status == "done", version.error
+    run = EvaluationRun.objects.create(project=project, version=version, backend="local")
     return World(project=project, users=users, ids={
         "slug": project.slug, "run_id": run.pk, "job_id": job.pk, "number": version.number,
         "open_candidate": open_pending.pk, "secret_candidate": secret_pending.pk,
         "secret_approved": secret_approved.pk, "member": users["reviewer"].pk,
         "open_image": open_record.image.sha256, "secret_image": secret_record.image.sha256,
+        "evaluation": run.pk,
     })

@@ -50,6 +50,8 @@ CASES = {
     "export_detail": ("export_detail", {"slug": "slug", "number": "number"}),
     "export_retry": ("export_retry", {"slug": "slug", "number": "number"}),
     "export_download credentialed": ("export_download", {"slug": "slug", "number": "number"}),
+    "evaluation_list": ("evaluation_list", {"slug": "slug"}),
+    "evaluation_detail": ("evaluation_detail", {"slug": "slug", "run_id": "evaluation"}),
     "image_file open": ("image_file", {"sha256": "open_image"}),
     "image_file credentialed": ("image_file", {"sha256": "secret_image"}),
 }
@@ -97,6 +99,8 @@ EXPECTED = {
     "export_detail":                         [302, 404, 403, 200, 200, 403, 200, 200],
     "export_retry":                          [302, 405, 405, 405, 405, 405, 405, 405],
     "export_download credentialed":          [302, 404, 403, 404, 404, 403, 200, 200],
+    "evaluation_list":                       [302, 404, 403, 200, 200, 403, 200, 200],
+    "evaluation_detail":                     [302, 404, 403, 200, 200, 403, 200, 200],
     "image_file open":                       [302, 404, 200, 200, 200, 200, 200, 200],
     "image_file credentialed":               [302, 404, 404, 404, 404, 200, 200, 200],
 }
