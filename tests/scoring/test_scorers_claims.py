@@ -55,6 +55,12 @@ def test_negative_question_polarity_decides_the_assertion(demo_rows):
     assert _rules(row, "Lung markings reach the chest wall, so there is no pneumothorax.") == []
 
 
+def test_no_denies_the_finding_not_its_modifiers(demo_rows):
+    row = demo_rows["vqarad-1884"]  # "Is there a pleural effusion present?" -> "No"
+    assert _rules(row, "The pleural space is clear.") == []
+    assert _rules(row, "A small pleural effusion is present.") == ["negation"]
+
+
 def test_yes_answer_denied_in_prose_fails(demo_rows):
     row = demo_rows["vqarad-204"]  # "Is there atrophy of the brain?" -> "Yes"
     assert _rules(row, "There is atrophy of the brain.") == []
@@ -66,6 +72,8 @@ def test_yes_answer_denied_in_prose_fails(demo_rows):
     ("Diffuse opacification is seen in the left lung and the right lung.", True),
     ("Opacification is bilateral.", True),
     ("Right-sided diffuse opacification.", False),
+    ("The right lung, not the left, has diffuse opacification.", False),
+    ("Opacification involves the right lung and spares the left.", False),
     ("The right lung is diffusely opacified.", False),
 ])
 def test_laterality_each_side_named_is_a_claim(demo_rows, response, wrong):

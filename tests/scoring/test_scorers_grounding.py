@@ -119,7 +119,7 @@ def test_grounding_embeds_a_batch_once_and_caches_sources(demo_rows, monkeypatch
     calls = []
 
     class Model:
-        def encode(self, texts, batch_size=64):
+        def encode(self, texts, **options):
             import numpy as np
             calls.append(list(texts))
             return np.ones((len(texts), 4))

@@ -46,6 +46,12 @@ EXTRA_RULES += [(literal, "POSSIBLE_EXISTENCE", "FORWARD") for literal in (
 # "appears in the image" says where something is seen, not that it only seems to be there.
 EXTRA_RULES += [(literal, "PSEUDO_POSSIBLE_EXISTENCE", "PSEUDO") for literal in (
     "appears in", "appear in", "appears on", "appear on", "appears at")]
+# Narrow cues that deny one side only: "the right lung, not the left, ...", "spares the left".
+# (literal, category, direction, max scope in tokens)
+SCOPED_RULES = [(f"{cue} {side}", "NEGATED_EXISTENCE", "FORWARD", 1)
+                for cue in ("not the", "rather than the", "spares the", "sparing the",
+                            "spared the", "and not the")
+                for side in ("left", "right")]
 # Without medspaCy: the core NegEx cues it would have brought, with the same scope rules.
 FALLBACK_RULES = EXTRA_RULES + [(literal, "NEGATED_EXISTENCE", "FORWARD") for literal in (
     "no", "not", "without", "absence of", "no evidence of", "no sign of", "no signs of",
@@ -76,6 +82,9 @@ def _pipeline():
                 context = nlp.add_pipe("medspacy_context", config={"rules": "default"})
                 context.add([ConTextRule(literal, category, direction=direction)
                              for literal, category, direction in EXTRA_RULES])
+                context.add([ConTextRule(literal, category, direction=direction,
+                                                         max_scope=scope)
+                             for literal, category, direction, scope in SCOPED_RULES])
                 _state["method"] = CONTEXT_METHOD
             _state["nlp"] = nlp
         return _state["nlp"]
@@ -136,6 +145,7 @@ class Parsed:
     terms: tuple[Term, ...]
     claims: tuple[tuple[int, int], ...]  # (start, end) of each statement (questions left out)
     questions: tuple[tuple[int, int], ...]
+    denials: tuple[tuple[int, int], ...] = ()  # (start, end) of each negation cue itself
 
 
 def _is_target(token) -> bool:
@@ -157,6 +167,7 @@ def parse(text: str) -> Parsed:
     if _state["method"] == FALLBACK_METHOD:
         doc = nlp(masked)
         status, cues = _fallback_status(doc)
+        denials = []
         targets = [(t.i, t.idx, t.idx + len(t.text), t.text, *status.get(t.i, (False, False)))
                    for t in doc if _is_target(t)]
     else:
@@ -167,7 +178,10 @@ def parse(text: str) -> Parsed:
         # Every content word is a one-token target: ConText then marks each one.
         doc.ents = [Span(doc, t.i, t.i + 1, label="TERM") for t in doc if _is_target(t)]
         doc = nlp.get_pipe("medspacy_context")(doc)
-        cues = [m.modifier_span for m in doc._.context_graph.modifiers]
+        modifiers = doc._.context_graph.modifiers
+        cues = [m.modifier_span for m in modifiers]
+        denials = [(doc[a:b].start_char, doc[a:b].end_char) for m in modifiers
+                   if m.category == "NEGATED_EXISTENCE" for a, b in [m.modifier_span]]
         targets = [(e.start, e.start_char, e.end_char, e.text, bool(e._.is_negated),
                     bool(e._.is_uncertain)) for e in doc.ents]
     claims, questions, bounds = [], [], []
@@ -190,12 +204,14 @@ def parse(text: str) -> Parsed:
         if index is None:
             continue  # inside a question: asserts nothing
         terms.append(Term(word, stem(word), start, end, index, negated, uncertain))
-    return Parsed(tuple(terms), tuple(claims), tuple(questions))
+    return Parsed(tuple(terms), tuple(claims), tuple(questions), tuple(denials))
 
 
 def negated_at(parsed: Parsed, start: int, end: int) -> bool:
-    """Whether a content word within text[start:end] is under a negation cue."""
-    return any(t.negated for t in parsed.terms if t.start < end and start < t.end)
+    """Whether a content word within text[start:end] is under a negation cue, or is part of
+    one ("not the left")."""
+    return any(t.negated for t in parsed.terms if t.start < end and start < t.end) or any(
+        a <= start and end <= b for a, b in parsed.denials)
 
 
 def leading_yes_no(text: str) -> tuple[str, tuple[int, int]] | None:

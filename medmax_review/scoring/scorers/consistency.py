@@ -22,7 +22,7 @@ from medmax_review.scoring.scorers.base import NA, ScoreInput, ScoreResult, evid
 from medmax_review.scoring.scorers.modality import modalities_in
 from medmax_review.scoring.scorers.quantities import quantities, same
 from medmax_review.scoring.scorers.text import stem, words
-from medmax_review.scoring.scorers.vocabulary import ANATOMY, GENERIC
+from medmax_review.scoring.scorers.vocabulary import ANATOMY, FINDINGS, GENERIC
 
 NAME = "consistency"
 CONTRADICTION, UNSUPPORTED = 0.0, 0.4
@@ -215,7 +215,11 @@ def _source_assertions(item: ScoreInput) -> dict[str, dict[bool, str]]:
             # A "no" denies the finding asked about, not the organ or side it is asked of,
             # unless the organ is all it asks about ("Does the picture contain liver?").
             skip = _presupposed(statement) | _SIDE_STEMS
-            if any(t.stem not in skip | ANATOMY for t in _claim_terms(parsed, statement)):
+            asked = [t.stem for t in _claim_terms(parsed, statement)]
+            if any(a in FINDINGS for a in asked):
+                # "Is there a pleural effusion?" "No" denies the effusion, not the pleura.
+                skip |= set(asked) - FINDINGS
+            elif any(a not in skip | ANATOMY for a in asked):
                 skip |= ANATOMY
         # Quoted as the question and its answer, not as the rewritten statement.
         add(parsed, statement, flip=answer == "no", skip=skip, quoted=quoted)

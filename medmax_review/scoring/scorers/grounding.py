@@ -62,7 +62,8 @@ def embeddings_prepare(items: list[ScoreInput]) -> None:
 def _encode(model, texts: list[str]) -> list:
     missing = list(dict.fromkeys(t for t in texts if t not in _vectors))
     if missing:
-        for text, vector in zip(missing, model.encode(missing, batch_size=64), strict=True):
+        vectors = model.encode(missing, batch_size=64, show_progress_bar=False)
+        for text, vector in zip(missing, vectors, strict=True):
             _vectors[text] = vector
             if len(_vectors) > _VECTOR_CACHE_SIZE:
                 _vectors.popitem(last=False)
