@@ -173,6 +173,10 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-resend": {"task": "medmax_review.generation.tasks.jobs_resend", "schedule": 60.0},
     "exports-resend": {"task": "medmax_review.exports.tasks.versions_resend", "schedule": 60.0},
     "scoring-resend": {"task": "medmax_review.scoring.tasks.unscored_resend", "schedule": 60.0},
+    # Each project's clinician reject risk, relearned from its verdicts.
+    "reject-models-refit": {
+        "task": "medmax_review.scoring.tasks.reject_models_refit", "schedule": 3600.0,
+    },
 }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A late-acked task whose worker died is handed out again after this many seconds.

@@ -217,7 +217,13 @@ def review_scores(candidate) -> dict:
     if candidate.context:
         sources["context"] = candidate.context
     marked = marked_texts(scores=candidate.scores, texts=texts)
+    from medmax_review.scoring.confidence import reject_risk  # it reads review's selectors
+
+    risk = reject_risk(candidate)
+    if risk is not None:
+        risk["percent"] = round(100 * risk["risk"])
     return {
+        "reject_risk": risk,
         "scores": score_panel(scores=candidate.scores, texts=texts, sources=sources),
         "instruction_segments": marked["instruction"],
         "response_segments": marked["response"],

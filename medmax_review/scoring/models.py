@@ -53,3 +53,20 @@ class CandidateBand(models.Model):
     class Meta:
         # Near-duplicate candidate lookup: earlier candidates of the project with an equal band.
         indexes = [models.Index(fields=["project", "key", "candidate_id_copy"], name="cand_band_key_idx")]
+
+
+class RejectModel(models.Model):
+    """Per project: a logistic regression from a candidate's scores to "a clinician will reject
+    it", fitted on the project's standing verdicts by scoring.confidence (a periodic task)."""
+
+    project = models.OneToOneField(
+        "projects.Project", on_delete=models.CASCADE, related_name="reject_model"
+    )
+    features = models.JSONField(help_text="feature names, in the order of weights")
+    weights = models.JSONField(help_text="one weight per standardised feature")
+    intercept = models.FloatField()
+    means = models.JSONField()
+    scales = models.JSONField()
+    decisions = models.PositiveIntegerField(help_text="verdicts it was fitted on")
+    rejected = models.PositiveIntegerField(help_text="of which rejections")
+    trained_at = models.DateTimeField(auto_now=True)

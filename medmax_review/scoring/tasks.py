@@ -15,3 +15,11 @@ def score_candidates(candidate_ids: list[int], llm_judge: bool = False) -> int:
 def unscored_resend() -> int:
     """Periodic (CELERY_BEAT_SCHEDULE): score what a lost message left unscored."""
     return services.unscored_resend()
+
+
+@shared_task
+def reject_models_refit() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): relearn each project's clinician reject risk."""
+    from medmax_review.scoring import confidence
+
+    return confidence.reject_models_refit()
