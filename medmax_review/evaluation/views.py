@@ -65,7 +65,9 @@ def evaluation_detail(request, slug, run_id):
     project, membership = project_for(request.user, slug, ADJUDICATOR)
     run = get_object_or_404(selectors.runs_for_project(project=project), pk=run_id)
     summary = run.summary or {}
-    return render(request, "evaluation/evaluation_detail.html", {
+    template = "evaluation/evaluation_detail.html#progress" if request.htmx else \
+        "evaluation/evaluation_detail.html"
+    return render(request, template, {
         "project": project, "membership": membership, "run": run,
         "groups": [(title, summary.get(key, {})) for title, key in (
             ("Task", "by_task"), ("Source", "by_source"), ("Question type", "by_question_type"))],

@@ -220,7 +220,7 @@ def rejection_analytics(*, project: Project, user, score_name: str = "") -> list
 # ---- the page: charts, drill-down links, CSV ------------------------------------------------
 
 
-def _browse_query(breakdown: Breakdown, group: Group, status: str = "") -> str:
+def _browse_query(breakdown: Breakdown, group: Group, status: str = "", reason: str = "") -> str:
     """The candidate browser's query for a group's candidates; "" when the group has no value
     to filter on (candidates without a model, say)."""
     if group.value == NO_VALUE:
@@ -228,6 +228,8 @@ def _browse_query(breakdown: Breakdown, group: Group, status: str = "") -> str:
     query = {breakdown.browse_filter: group.value}
     if status:
         query["status"] = status
+    if reason:
+        query["reason"] = reason
     if breakdown.score_name:
         query["score"] = breakdown.score_name
     return urlencode(query)
@@ -241,6 +243,12 @@ def breakdown_page(*, breakdown: Breakdown, browse_url: str) -> dict:
     for g in breakdown.groups:
         query = _browse_query(breakdown, g, REJECTED)
         g.rejected_href = f"{browse_url}?{query}" if query else ""
+        # Each reason opens its rejected candidates, where they can be regenerated.
+        g.reason_links = [
+            (REASON_LABELS.get(code, code), g.reasons[code],
+             f"{browse_url}?{_browse_query(breakdown, g, REJECTED, code)}" if query else "")
+            for code in reasons if code in g.reasons
+        ]
         interval = g.interval
         rows.append({
             "label": g.value, "value": None if g.rate is None else 100 * g.rate,

@@ -146,3 +146,14 @@ def test_evaluate_with_the_local_model(project, version):
     run.refresh_from_db()
     assert run.summary["overall"]["n"] == 5
     assert 0.0 <= run.summary["overall"]["accuracy"] <= 1.0
+
+
+def test_evaluation_progress_fragment_polls_while_running(project, version, admin_user):
+    run = EvaluationRun.objects.create(project=project, version=version, backend="local",
+                                       total=5)
+    client = Client()
+    client.force_login(admin_user)
+    url = reverse("evaluation_detail", args=[project.slug, run.pk])
+    fragment = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.strip().startswith('<p id="evaluation-progress"') and 'hx-trigger="every 2s"' in fragment
+    assert "0 of 5 items" in fragment

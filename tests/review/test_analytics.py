@@ -118,6 +118,11 @@ def test_rejection_analytics_page_drills_down_and_marks(known_rates, adjudicator
     link = f'{browse}?template=vqa%2Fdefault%40v2&amp;status=rejected'
     assert link in page
     assert "significantly worse</strong> than vqa/default@v1" in page
+    # Each reason opens its rejected candidates (where they can be regenerated).
+    reason_link = f'{browse}?template=vqa%2Fdefault%40v2&amp;status=rejected&amp;reason=laterality'
+    assert f'<a href="{reason_link}">wrong laterality: 4</a>' in page
+    by_reason = client.get(f"{browse}?template=vqa%2Fdefault%40v2&status=rejected&reason=laterality")
+    assert by_reason.context["page"].count == 4
     # The link opens the twelve rejected candidates of v2 in the browser.
     listed = client.get(f"{browse}?template=vqa%2Fdefault%40v2&status=rejected")
     assert listed.status_code == 200
