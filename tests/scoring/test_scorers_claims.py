@@ -74,6 +74,7 @@ def test_yes_answer_denied_in_prose_fails(demo_rows):
     ("Right-sided diffuse opacification.", False),
     ("The right lung, not the left, has diffuse opacification.", False),
     ("Opacification involves the right lung and spares the left.", False),
+    ("The left lung is spared; the right lung is diffusely opacified.", False),
     ("The right lung is diffusely opacified.", False),
 ])
 def test_laterality_each_side_named_is_a_claim(demo_rows, response, wrong):

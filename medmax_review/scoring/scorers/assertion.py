@@ -33,7 +33,8 @@ EXTRA_RULES = [(literal, "NEGATED_EXISTENCE", "BACKWARD") for literal in (
     "is not seen", "are not seen", "is not present", "are not present", "is not identified",
     "not visible", "is not evident", "does not appear", "do not appear", "doesn't appear",
     "don't appear", "not visualized", "is not visualized", "are not visualized", "not seen",
-    "isn't seen", "is not visible", "are not visible", "not included")]
+    "isn't seen", "is not visible", "are not visible", "not included", "is spared", "are spared",
+    "was spared")]
 EXTRA_RULES += [(literal, "NEGATED_EXISTENCE", "FORWARD") for literal in (
     "free of", "negative for", "absent", "there is no", "nor", "neither", "lack of",
     "devoid of")]
