@@ -50,8 +50,13 @@ def regeneration_launch(
         raise JobError("candidates: none to regenerate (approved ones are kept as they are)")
     with transaction.atomic():
         # All or none: a bad model or template for one task launches nothing.
-        return [
+        jobs = [
             job_create(project=project, task=task, backend=backend, model=model, user=user,
                        template=template, regenerates=replaces)
             for task, replaces in sorted(plan.items())
         ]
+        if not any(job.total for job in jobs):
+            # Rolled back: an empty job would only say later what can be said now.
+            raise JobError("candidates: their records cannot be generated with this backend: "
+                           + "; ".join(job.skip_note for job in jobs if job.skip_note))
+        return jobs

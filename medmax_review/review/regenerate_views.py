@@ -20,6 +20,10 @@ from medmax_review.review.browse_views import BrowseFilterForm, _form_errors
 
 
 class RegenerateForm(forms.Form):
+    # Prefixed: the browser's filters travel in the same POST and also have a backend and a
+    # model (the ones that wrote the candidates), which these must not be taken for.
+    prefix = "regenerate"
+
     backend = forms.ChoiceField(choices=BACKEND_CHOICES)
     model = forms.CharField(required=False, max_length=200)
     template_ref = forms.CharField(required=False, max_length=150, label="Template version")

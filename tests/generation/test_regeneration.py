@@ -96,7 +96,7 @@ def test_regenerate_from_the_browser(project, rejected, admin_user):
     confirm = client.post(url, {"status": "rejected", "reason": "laterality"})
     assert confirm.status_code == 200 and confirm.context["count"] == 1
     response = client.post(url, {"status": "rejected", "reason": "laterality",
-                                 "backend": "template", "confirm": "yes"})
+                                 "regenerate-backend": "template", "confirm": "yes"})
     assert response.status_code == 302
     job = GenerationJob.objects.exclude(regenerates={}).get()
     assert job.regenerates == {str(rejected["laterality"][0].record_id):
@@ -108,6 +108,20 @@ def test_regenerate_needs_admin(project, rejected, adjudicator):
     client.force_login(adjudicator)
     url = reverse("candidate_regenerate", args=[project.slug])
     assert client.post(url, {"status": "rejected"}).status_code == 403
+
+
+def test_regeneration_refuses_records_the_backend_cannot_generate(project, admin_user):
+    from medmax_review.generation.regeneration import regeneration_launch
+    from medmax_review.generation.services import JobError
+    from tests.review.review_fixtures import candidates_make
+
+    # a VQA candidate whose record has no image: the text-only template backend skips it
+    (candidate,) = candidates_make(project, 1)
+    Candidate.objects.filter(pk=candidate.pk).update(status=REJECTED)
+    with pytest.raises(JobError, match="cannot be generated with this backend"):
+        regeneration_launch(project=project, candidates=Candidate.objects.all(),
+                            backend="template")
+    assert not GenerationJob.objects.exists()
 
 
 def test_generate_from_rejected_unknown_template(project, rejected):
