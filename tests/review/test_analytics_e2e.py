@@ -9,11 +9,15 @@ from tests.review.test_analytics import known_rates  # noqa: F401
 pytestmark = [pytest.mark.e2e]
 
 
-def test_rejection_analytics_in_browser_drills_down(open_tab, known_rates, adjudicator):  # noqa: F811
+def _signed_in_at(open_tab, user, path):
     tab = open_tab()
-    tab.login(adjudicator)
-    tab.goto(f"/p/{known_rates.slug}/candidates/stats/")
-    page = tab.page
+    tab.login(user)
+    tab.goto(path)
+    return tab, tab.page
+
+
+def test_rejection_analytics_in_browser_drills_down(open_tab, known_rates, adjudicator):  # noqa: F811
+    tab, page = _signed_in_at(open_tab, adjudicator, f"/p/{known_rates.slug}/candidates/stats/")
     page.click("text=rejections")
     page.wait_for_url(lambda url: "/rejections/" in url)
     template_chart = page.locator("#by-template svg").first
@@ -29,10 +33,8 @@ def test_rejection_analytics_in_browser_drills_down(open_tab, known_rates, adjud
 
 
 def test_regenerate_from_the_browser_page(open_tab, project, rejected, admin_user):  # noqa: F811
-    tab = open_tab()
-    tab.login(admin_user)
-    tab.goto(f"/p/{project.slug}/candidates/?status=rejected&reason=hallucination")
-    page = tab.page
+    tab, page = _signed_in_at(open_tab, admin_user,
+                              f"/p/{project.slug}/candidates/?status=rejected&reason=hallucination")
     page.click("text=Regenerate these…")
     page.wait_for_url(lambda url: "/regenerate/" in url)
     assert "<b>2</b> candidates" in page.content()
