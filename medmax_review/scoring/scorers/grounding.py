@@ -126,6 +126,8 @@ def score_grounding(item: ScoreInput) -> ScoreResult:
             field="response", spans=[(s, e) for _, s, e in unsupported],
         ))
     model = embedding_model()
+    if model is not None:  # one model call for all this candidate needs (none if prepared)
+        _encode(model, [source, item.response, *_claims(item.response)])
     claims_found = _unsupported_claims(item.response, source_stems, source, model)
     terms_found = _unsupported_terms(item, source, source_stems)
     found += claims_found + terms_found
