@@ -215,7 +215,7 @@ def test_rows_breaking_medmax_rules_are_left_out_and_listed(project, vqa_rad, se
     bad = Candidate.objects.filter(project=project).order_by("id")[0]
     Candidate.objects.filter(pk=bad.pk).update(response="   ")
     long = Candidate.objects.filter(project=project).order_by("id").last()
-    Candidate.objects.filter(pk=long.pk).update(response="lesion " * 900)
+    Candidate.objects.filter(pk=long.pk).update(response="lesion " * 1500)
     gone = Candidate.objects.filter(project=project).order_by("id")[1]
     asset = gone.record.image
     os.unlink(Path(settings.MEDIA_ROOT) / asset.file)
