@@ -36,7 +36,8 @@ def test_export_dataset_writes_version_folder_under_out(project, vqa_rad, tmp_pa
     assert "v2: 0 rows written" in second
     manifest = json.loads((tmp_path / "v2/manifest.json").read_text())
     assert manifest["filters"]["exclude_licenses"] == ["CC0-1.0"]
-    assert list(DatasetVersion.objects.values_list("number", "status")) == [(1, "done"), (2, "done")]
+    assert list(DatasetVersion.objects.order_by("number").values_list("number", "status")) == [
+        (1, "done"), (2, "done")]
 
 
 def test_export_dataset_names_the_bad_option(project):
