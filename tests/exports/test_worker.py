@@ -59,6 +59,7 @@ def test_worker_killed_mid_export_then_restarted_rebuilds_identical_files(
     _, reference = export(project, **OPTIONS)
     assert partials(folder) == []
     assert folder_contents(folder) == folder_contents(reference)
-    assert rebuilt.manifest["files"] == DatasetVersion.objects.get(
-        project=project, number=2
-    ).manifest["files"]
+    # v2's CHANGELOG.md compares it with v1, so it is the one file that differs.
+    reference_files = DatasetVersion.objects.get(project=project, number=2).manifest["files"]
+    assert {k: v for k, v in rebuilt.manifest["files"].items() if k != "CHANGELOG.md"} == {
+        k: v for k, v in reference_files.items() if k != "CHANGELOG.md"}
