@@ -2,6 +2,7 @@
 that was interrupted, or sent twice, goes on from the items it has)."""
 
 import logging
+import mimetypes
 from pathlib import Path
 
 from django.conf import settings
@@ -85,14 +86,16 @@ class _Scorer:
         self.vision = bool(getattr(self.backend, "vision", False))
 
     def ask(self, item: selectors.EvalItem) -> str:
-        image = None
+        image, mime = None, ""
         if self.vision and item.image_file:
-            image = (Path(settings.MEDIA_ROOT) / item.image_file).read_bytes()
+            path = Path(settings.MEDIA_ROOT) / item.image_file
+            image = path.read_bytes()
+            mime = mimetypes.guess_type(path.name)[0] or "image/png"
         request = GenerationRequest(
             messages=[{"role": "system", "content": ANSWER_SYSTEM},
                       {"role": "user", "content": item.instruction}],
             task=item.task, fields={"question": item.instruction}, image=image,
-            image_mime="image/png" if image else "", temperature=0.0,
+            image_mime=mime, temperature=0.0,
             max_tokens=ANSWER_MAX_TOKENS,
         )
         return self.backend.generate(request).text.strip()

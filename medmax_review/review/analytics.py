@@ -86,6 +86,9 @@ class Group:
     z: float | None = None
     p_value: float | None = None
     worse: bool = False
+    # Set for the page: the browser's address of the rejected ones, and of each reason's.
+    rejected_href: str = ""
+    reason_links: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def rate(self) -> float | None:
