@@ -4,6 +4,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 TEXT_FIELDS = ("caption", "inline_mention", "question", "answer", "report")
@@ -86,6 +88,20 @@ def stable_hash(value) -> str:
     # Embedded bytes (an image inside a Parquet row) count by their own hash.
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=_bytes_digest)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plain(value):
+    """Values as JSON columns want them: Decimal (ijson) as float, dates (Parquet) as ISO text,
+    through nested lists and objects."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def json_safe(value):

@@ -5,12 +5,11 @@ array index (item 0 is the first).
 """
 
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import ijson
 
-from medmax_review.sources.readers.base import ITEM, ParsedRow
+from medmax_review.sources.readers.base import ITEM, ParsedRow, plain
 
 UNIT = ITEM
 
@@ -28,17 +27,6 @@ def _items(fh, path: Path):
     return ijson.items(fh, "", multiple_values=True, use_float=True)
 
 
-def _plain(value):
-    """ijson gives Decimal for some numbers even with use_float; JSON columns want floats."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]:
     index = 0
     with open(path, "rb") as fh:
@@ -49,7 +37,7 @@ def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]
                     row.error("", f"expected a JSON object, got {type(data).__name__}")
                     yield row, None
                     continue
-                yield row, _plain(data)
+                yield row, plain(data)
         except ijson.JSONError as exc:
             row = ParsedRow(file=display, line=index + 1 if index else 0, unit=UNIT)
             row.error("", f"bad JSON: {exc}; nothing after this point was read")

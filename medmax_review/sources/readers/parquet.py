@@ -7,14 +7,12 @@ image. A file whose only Image column has another name has that column read as t
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medmax_review.sources.readers.base import ROW, ParsedRow
+from medmax_review.sources.readers.base import ROW, ParsedRow, plain
 
 UNIT = ROW
 BATCH_ROWS = 256
@@ -51,18 +49,6 @@ def image_columns(schema: pa.Schema) -> list[str]:
     return [name for name, feature in features.items() if is_image(feature)]
 
 
-def _plain(value):
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]:
     try:
         parquet = pq.ParquetFile(path)
@@ -81,7 +67,7 @@ def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]
                 number += 1
                 if rename:
                     data["image"] = data.pop(rename)
-                yield ParsedRow(file=display, line=number, unit=UNIT), _plain(data)
+                yield ParsedRow(file=display, line=number, unit=UNIT), plain(data)
 
 
 def count(path: Path) -> int:
