@@ -42,3 +42,15 @@ def lease_stale(*, model, running: str, stale_seconds: float):
     stale = timezone.now() - timedelta(seconds=stale_seconds)
     return model.objects.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True),
                                 status=running)
+
+
+def lease_resend_ids(*, model, pending: str, running: str, stale_seconds: float,
+                     queryset=None) -> list[int]:
+    """Runs to send to a worker again: pending longer than the stale limit (their message was
+    lost) or running with a silent worker. Sending one twice is harmless: the claim decides."""
+    runs = queryset if queryset is not None else model.objects.all()
+    waited = timezone.now() - timedelta(seconds=stale_seconds)
+    lost = runs.filter(status=pending, created_at__lt=waited).values_list("id", flat=True)
+    dead = lease_stale(model=model, running=running, stale_seconds=stale_seconds) \
+        .filter(pk__in=runs.values("pk")).values_list("id", flat=True)
+    return sorted(set(lost) | set(dead))

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from medmax_review.core.audit import audit_record
-from medmax_review.core.leases import lease_stale
+from medmax_review.core.leases import lease_resend_ids
 from medmax_review.core.models import AuditEvent
 from medmax_review.exports.build import (
     IMAGES_DIR,
@@ -116,13 +116,10 @@ def version_files_listed(version: DatasetVersion) -> tuple[list[tuple[str, dict 
 
 
 def versions_resend() -> int:
-    """Queue again the versions whose message was lost (pending for a while) or whose worker
-    died (running, heartbeat stale); the build's claim lets exactly one worker have each."""
-    waited = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
-    lost = DatasetVersion.objects.filter(status=DatasetVersion.PENDING, created_at__lt=waited)
-    dead = lease_stale(model=DatasetVersion, running=DatasetVersion.RUNNING,
-                       stale_seconds=settings.EXPORT_STALE_SECONDS)
-    ids = sorted(set(lost.values_list("id", flat=True)) | set(dead.values_list("id", flat=True)))
+    """Queue again the versions whose message was lost or whose worker died."""
+    ids = lease_resend_ids(model=DatasetVersion, pending=DatasetVersion.PENDING,
+                           running=DatasetVersion.RUNNING,
+                           stale_seconds=settings.EXPORT_STALE_SECONDS)
     for version_id in ids:
         dataset_version_enqueue(version=DatasetVersion(pk=version_id))
     return len(ids)

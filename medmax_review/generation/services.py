@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from medmax_review.core import medmax
 from medmax_review.core.audit import audit_record
-from medmax_review.core.leases import lease_claim, lease_stale
+from medmax_review.core.leases import lease_claim, lease_resend_ids
 from medmax_review.core.models import AuditEvent
 from medmax_review.generation import selectors
 from medmax_review.generation.backends import (
@@ -657,13 +657,10 @@ class _JobRunner:
 
 
 def jobs_resend() -> int:
-    """Queue again the jobs whose message was lost (pending for a while) or whose worker died
-    (running, heartbeat stale); job_claim lets exactly one worker have each."""
-    waited = timezone.now() - timedelta(seconds=settings.GENERATION_STALE_SECONDS)
-    lost = GenerationJob.objects.filter(status=GenerationJob.PENDING, created_at__lt=waited)
-    dead = lease_stale(model=GenerationJob, running=GenerationJob.RUNNING,
-                       stale_seconds=settings.GENERATION_STALE_SECONDS)
-    ids = sorted(set(lost.values_list("id", flat=True)) | set(dead.values_list("id", flat=True)))
+    """Queue again the jobs whose message was lost or whose worker died."""
+    ids = lease_resend_ids(model=GenerationJob, pending=GenerationJob.PENDING,
+                           running=GenerationJob.RUNNING,
+                           stale_seconds=settings.GENERATION_STALE_SECONDS)
     for job_id in ids:
         _enqueue_run(job_id)
     return len(ids)

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from medmax_review.core.leases import lease_claim, lease_stale
+from medmax_review.core.leases import lease_claim, lease_resend_ids
 from medmax_review.projects.models import Project
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources import archives
@@ -630,16 +630,13 @@ def uploads_sweep(*, now=None) -> int:
 
 
 def import_runs_resend() -> int:
-    """Queue again the imports whose message was lost (pending for a while) or whose worker
-    died (running, heartbeat stale); the claim lets exactly one worker have each."""
+    """Queue again the imports whose message was lost or whose worker died (uploads only: a
+    command-line import has no file to read again)."""
     from medmax_review.sources.tasks import import_run_execute as import_run_execute_task
 
-    waited = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
-    lost = ImportRun.objects.filter(status=ImportRun.PENDING, created_at__lt=waited) \
-        .exclude(upload_path="")
-    dead = lease_stale(model=ImportRun, running=ImportRun.RUNNING,
-                       stale_seconds=settings.IMPORT_STALE_SECONDS).exclude(upload_path="")
-    ids = sorted(set(lost.values_list("id", flat=True)) | set(dead.values_list("id", flat=True)))
+    ids = lease_resend_ids(model=ImportRun, pending=ImportRun.PENDING, running=ImportRun.RUNNING,
+                           stale_seconds=settings.IMPORT_STALE_SECONDS,
+                           queryset=ImportRun.objects.exclude(upload_path=""))
     for run_id in ids:
         import_run_execute_task.delay(run_id)
     return len(ids)
