@@ -5,7 +5,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -182,11 +181,7 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
         "candidate_id", "reviewer__username", "action"
     ):
         standing[cid].append((reviewer, action))
-    final = dict(
-        Decision.objects.filter(candidate_id__in=candidate_ids, undone_by__isnull=True)
-        .exclude(action=UNDO).order_by("candidate_id", "-id").distinct("candidate_id")
-        .values_list("candidate_id", "action")
-    ) if connection.vendor == "postgresql" else _final_decisions(candidate_ids)
+    final = _final_decisions(candidate_ids)
     out = {}
     for cid in set(standing) | set(final):
         review = Review(final=final.get(cid, ""))
@@ -204,7 +199,9 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
 
 
 def _final_decisions(candidate_ids: list[int]) -> dict[int, str]:
-    """The decision in force per candidate, without DISTINCT ON (SQLite)."""
+    """The decision in force per candidate: its latest decision not undone (one query; a batch
+    holds a few decisions per candidate, so reading them all costs less than a second plan for
+    PostgreSQL's DISTINCT ON)."""
     final = {}
     for cid, action in (
         Decision.objects.filter(candidate_id__in=candidate_ids, undone_by__isnull=True)
