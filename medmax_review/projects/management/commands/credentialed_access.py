@@ -1,5 +1,5 @@
-"""python manage.py credentialed_access USERNAME --grant|--revoke: staff grant access to records
-from credentialed sources (a data-use agreement), recorded in the audit log."""
+"""python manage.py credentialed_access USERNAME --grant|--revoke: staff grant access to the records
+of credentialed sources (a data-use agreement), recorded in the audit log."""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
