@@ -18,11 +18,11 @@ assert [c for c, _ in FORMAT_CHOICES] == list(FORMATS)
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(help_text="JSONL, CSV, ZIP (a JSONL or CSV with its images) or DICOM")
+    file = forms.FileField(help_text="JSON, JSONL, CSV/TSV, Parquet, a ZIP holding one with its images (or reports with their studies), or DICOM")
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="auto")
     strict = forms.BooleanField(required=False, help_text="import nothing if any row is bad")
     approved = forms.BooleanField(
-        required=False, help_text="MedMax rows: record them as approved (a published dataset)"
+        required=False, help_text="rows that carry a response (MedMax, LLaVA): record them as approved (a published dataset)"
     )
 
     map = forms.CharField(

@@ -43,11 +43,11 @@ def parse(pairs: list[str] | None) -> dict[str, str]:
         name, sep, column = pair.partition("=")
         name, column = name.strip().lower().replace(" ", "_").replace("-", "_"), column.strip()
         if not sep or not name or not column:
-            raise MappingError(f"--map {pair!r}: expected FIELD=COLUMN, e.g. image=img_name")
+            raise MappingError(f"{pair!r}: expected FIELD=COLUMN, e.g. image=img_name")
         if name not in FIELDS:
-            raise MappingError(f"--map {pair!r}: unknown field {name!r}; fields are {fields_listed()}")
+            raise MappingError(f"{pair!r}: unknown field {name!r}; fields are {fields_listed()}")
         if FIELDS[name] in mapping:
-            raise MappingError(f"--map {pair!r}: field {name!r} is mapped twice")
+            raise MappingError(f"{pair!r}: field {name!r} is mapped twice")
         mapping[FIELDS[name]] = column
     return mapping
 

@@ -54,7 +54,7 @@ class Command(BaseCommand):
         try:
             mapping = services.mapping_parse(options["map"])
         except services.MappingError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(f"--map {exc}") from None
         is_new = not Project.objects.filter(slug=options["project"]).exists()
         admin = self._admin(options["admin"]) if is_new else None
         with transaction.atomic():
