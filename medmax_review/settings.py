@@ -78,7 +78,11 @@ TEMPLATES = [
 
 # Zero-setup default: SQLite under var/. DATABASE_URL switches to PostgreSQL.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'medmax.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# Persistent connections (no connection set-up per request), checked before reuse so one the
+# server dropped is replaced instead of failing the request. 0 closes each after its request.
+DATABASES = {"default": dj_database_url.parse(
+    DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True,
+)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL lets the web process read while the worker writes.
@@ -164,6 +168,27 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# One queue per kind of work, so a long import or export never waits behind thousands of
+# scoring batches, and each kind can get machines sized for it (docs/deploy.md). A worker
+# started without -Q consumes every queue below, so a single worker still runs everything.
+CELERY_TASK_QUEUES = {name: {} for name in ("default", "import", "generation", "scoring", "export")}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+_MAINTENANCE = {"queue": "default"}  # beat's sweeps: short, and must run while a queue is busy
+CELERY_TASK_ROUTES = {
+    # Exact names are matched before the module patterns.
+    "medmax_review.sources.tasks.uploads_sweep": _MAINTENANCE,
+    "medmax_review.sources.tasks.import_runs_resend": _MAINTENANCE,
+    "medmax_review.generation.tasks.jobs_resend": _MAINTENANCE,
+    "medmax_review.exports.tasks.versions_resend": _MAINTENANCE,
+    "medmax_review.scoring.tasks.unscored_resend": _MAINTENANCE,
+    "medmax_review.scoring.tasks.reject_models_refit": _MAINTENANCE,
+    "medmax_review.sources.tasks.*": {"queue": "import"},
+    # Evaluation asks the same LLM backends as generation: I/O bound like it.
+    "medmax_review.generation.tasks.*": {"queue": "generation"},
+    "medmax_review.evaluation.tasks.*": {"queue": "generation"},
+    "medmax_review.scoring.tasks.*": {"queue": "scoring"},
+    "medmax_review.exports.tasks.*": {"queue": "export"},
+}
 # Periodic work, run by `celery -A medmax_review beat` (one per installation).
 CELERY_BEAT_SCHEDULE = {
     "uploads-sweep": {"task": "medmax_review.sources.tasks.uploads_sweep", "schedule": 3600.0},

@@ -112,7 +112,8 @@ def _redis_reachable(url: str) -> bool:
 def worker_factory(transactional_db, settings, tmp_path):
     """Start real Celery worker processes on Redis that use this test's database and media.
 
-    Each call starts one more worker (`pool`: solo, or prefork to have a pool child); extra
+    Each call starts one more worker (`pool`: solo, or prefork to have a pool child) that
+    consumes every queue unless `queues` names some (comma-separated, as for -Q); extra
     keyword arguments become its environment.
     """
     broker = settings.CELERY_BROKER_URL
@@ -125,7 +126,7 @@ def worker_factory(transactional_db, settings, tmp_path):
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     started = []
 
-    def start(pool: str = "solo", **env_extra) -> subprocess.Popen:
+    def start(pool: str = "solo", queues: str = "", **env_extra) -> subprocess.Popen:
         env = {
             **os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
             "CELERY_TASK_ALWAYS_EAGER": "False", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -135,7 +136,8 @@ def worker_factory(transactional_db, settings, tmp_path):
         log = open(tmp_path / f"worker{len(started)}.log", "wb")  # closed at teardown
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-P", pool,
-             "-c", "1", "--without-mingle", "--without-gossip", "-Q", "celery", "-l", "INFO"],
+             "-c", "1", "--without-mingle", "--without-gossip", "-l", "INFO",
+             *(["-Q", queues] if queues else [])],
             cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         started.append((process, log))

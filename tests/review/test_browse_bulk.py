@@ -19,6 +19,8 @@ from medmax_review.review.models import (
 )
 from tests.review.test_browse_data import add_candidates, decide, score
 
+SCORING_QUEUE = "scoring"  # where settings.CELERY_TASK_ROUTES sends scoring tasks
+
 
 def _url(project):
     return reverse("candidate_bulk", args=[project.slug])
@@ -196,18 +198,18 @@ def test_candidate_bulk_rescore_enqueues_batches_on_commit(
     client, project, admin_user, monkeypatch, django_capture_on_commit_callbacks
 ):
     broker = _redis()
-    broker.delete("celery")
+    broker.delete(SCORING_QUEUE)
     monkeypatch.setattr(bulk, "BATCH", 3)
     cands = add_candidates(project, 7)
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(_url(project), {"action": bulk.RESCORE, "confirm": "yes"})
     assert response.status_code == 302
-    assert broker.llen("celery") == 0  # nothing leaves before the commit
+    assert broker.llen(SCORING_QUEUE) == 0  # nothing leaves before the commit
     for callback in callbacks:
         callback()
-    messages = [json.loads(m) for m in broker.lrange("celery", 0, -1)]
-    broker.delete("celery")
+    messages = [json.loads(m) for m in broker.lrange(SCORING_QUEUE, 0, -1)]
+    broker.delete(SCORING_QUEUE)
     assert [m["headers"]["task"] for m in messages] == [bulk.SCORE_TASK] * 3
     batches = [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
     assert sorted(len(b) for b in batches) == [1, 3, 3]
