@@ -1,30 +1,30 @@
-"""Images stored once by the SHA-256 of their bytes, verified with Pillow before they are kept.
+"""Images stored once by the SHA-256 of their bytes, verified with Pillow before they are kept
+(see image_verify).
 
 A rejected image raises ImageRejected with a message fit for an import report; nothing is written.
 """
 
 import dataclasses
 import hashlib
-import io
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from PIL import Image
 
+from medmax_review.sources.image_pool import ImageChecker
+from medmax_review.sources.image_verify import (
+    ALLOWED_FORMATS,
+    ImageInfo,
+    ImageRejected,
+    Limits,
+    file_write_once,
+    relative_path,
+    verify,
+)
 from medmax_review.sources.models import ImageAsset
 
-# Formats a browser can show; anything else Pillow reads is refused rather than served broken.
-ALLOWED_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
-# Camera JPEGs with a second picture inside are reported as MPO; browsers show them as JPEG.
-FORMAT_ALIASES = {"MPO": "JPEG"}
-
-
-class ImageRejected(ValueError):
-    """The bytes are not an image we will keep; the message says why."""
+__all__ = ["ALLOWED_FORMATS", "CheckedImage", "ImageRejected", "image_check", "image_file_write",
+           "image_path", "image_store", "images_store_hashed", "images_store_many"]
 
 
 @dataclass(frozen=True)
@@ -39,66 +39,60 @@ class CheckedImage:
 
     @property
     def relative_path(self) -> str:
-        return f"images/{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}.{self.ext}"
+        return relative_path(self.sha256, self.ext)
+
+
+def _limits() -> Limits:
+    return Limits(settings.MEDMAX_MAX_IMAGE_BYTES, settings.MEDMAX_MAX_IMAGE_PIXELS)
 
 
 def image_check(*, data: bytes) -> CheckedImage:
     """Verify the bytes are one whole, reasonably sized image; raise ImageRejected otherwise."""
-    limit = settings.MEDMAX_MAX_IMAGE_BYTES
-    if len(data) > limit:
-        raise ImageRejected(f"image is {len(data)} bytes, over the limit of {limit} bytes")
-    if not data:
-        raise ImageRejected("image file is empty")
-    max_pixels = settings.MEDMAX_MAX_IMAGE_PIXELS
-    # Pillow's own bomb check reads this global; keep it in step with our setting.
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                fmt, (width, height) = FORMAT_ALIASES.get(im.format, im.format), im.size
-                im.verify()
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"image is {width}x{height} pixels, over the limit of {max_pixels} pixels"
-                )
-            # verify() checks structure only; decoding catches truncated pixel data.
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageRejected(
-            f"image looks like a decompression bomb (over {max_pixels} pixels)"
-        ) from None
-    except ImageRejected:
-        raise
-    except Exception as exc:  # Pillow raises many types for broken files
-        raise ImageRejected(f"not a readable image ({type(exc).__name__}: {exc})") from None
-    if fmt not in ALLOWED_FORMATS:
-        raise ImageRejected(f"image format {fmt} is not supported (use PNG, JPEG, GIF, WebP)")
-    return CheckedImage(
-        sha256=hashlib.sha256(data).hexdigest(),
-        ext=ALLOWED_FORMATS[fmt],
-        format=fmt.lower(),
-        width=width,
-        height=height,
-        size_bytes=len(data),
-        data=data,
-    )
+    info = verify(data, _limits())
+    return CheckedImage(sha256=hashlib.sha256(data).hexdigest(), ext=info.ext, format=info.format,
+                        width=info.width, height=info.height, size_bytes=len(data), data=data)
 
 
 def image_file_write(checked: CheckedImage) -> CheckedImage:
     """Write the file under MEDIA_ROOT once; returns the image without its bytes in memory."""
     if not checked.data:
         return checked
-    target = Path(settings.MEDIA_ROOT) / checked.relative_path
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(checked.data)
-        os.replace(tmp, target)
+    file_write_once(Path(settings.MEDIA_ROOT) / checked.relative_path, checked.data)
     return dataclasses.replace(checked, data=b"")
+
+
+def images_store_hashed(
+    *, fresh: dict[str, tuple[bytes, str]], checker: ImageChecker
+) -> dict[str, int | str]:
+    """Images by the SHA-256 of their bytes ({sha256: (data, modality)}), stored once:
+    {sha256: ImageAsset id, or why the bytes were refused}.
+
+    One query finds those already stored, which are not decoded again; only the rest are
+    verified (by `checker`, on every core), written and added, in two more queries.
+    """
+    found: dict[str, int | str] = dict(
+        ImageAsset.objects.filter(sha256__in=fresh).values_list("sha256", "id")
+    )
+    new = [sha for sha in fresh if sha not in found]
+    if not new:
+        return found
+    results = checker.check([(fresh[sha][0], sha) for sha in new])
+    verified: dict[str, ImageInfo] = {}
+    for sha, result in zip(new, results, strict=True):
+        if isinstance(result, str):
+            found[sha] = result
+        else:
+            verified[sha] = result
+    if verified:
+        ImageAsset.objects.bulk_create(
+            [ImageAsset(sha256=sha, file=relative_path(sha, info.ext), format=info.format,
+                        width=info.width, height=info.height, size_bytes=len(fresh[sha][0]),
+                        modality=fresh[sha][1][:40])
+             for sha, info in verified.items()],
+            ignore_conflicts=True,  # a concurrent import may store the same image
+        )
+        found.update(ImageAsset.objects.filter(sha256__in=verified).values_list("sha256", "id"))
+    return found
 
 
 def images_store_many(

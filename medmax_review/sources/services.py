@@ -5,11 +5,9 @@ With strict=True the whole import is one transaction and nothing is kept if any 
 """
 
 import contextlib
-import hashlib
 import logging
 import shutil
 import tempfile
-import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -17,30 +15,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from medmax_review.core.leases import lease_claim, lease_resend_ids
 from medmax_review.projects.models import Project
-from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources import archives
-from medmax_review.sources.images import (
-    CheckedImage,
-    ImageRejected,
-    image_check,
-    image_file_write,
-    images_store_many,
-)
-from medmax_review.sources.models import ImportRun, SourceRecord
+from medmax_review.sources.image_pool import ImageChecker
+from medmax_review.sources.importer import Importer
+from medmax_review.sources.models import ImportRun
 from medmax_review.sources.readers import dicom, formats, reports
-from medmax_review.sources.readers.base import (
-    MISSING_TEXT,
-    ParsedRow,
-    RowError,
-    join_name,
-    needs_text,
-)
+from medmax_review.sources.readers.base import RowError, join_name
 from medmax_review.sources.readers.formats import AUTO, DICOM, FORMATS, REPORTS, FormatError
 from medmax_review.sources.readers.mapping import MappingError
 from medmax_review.sources.readers.mapping import parse as mapping_parse
@@ -52,11 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
-IMAGE_CACHE_MAX = 50_000
-IMAGE_FOLDER_WORDS = ("img", "image")
 ERRORS_KEPT = 1000  # problems listed one by one; past this they are only counted
-PROGRESS_EVERY = 1.0  # seconds between progress writes
 # Files in a dataset folder that describe it rather than hold rows.
 METADATA_FILES = {"dataset_info.json", "dataset_dict.json", "state.json", "manifest.json",
                   "dataset_infos.json", "package.json"}
@@ -188,283 +170,6 @@ def _inputs(
     return found
 
 
-@dataclass
-class _Loaded:
-    """An image file read once per import: checked and written, with DICOM details if any."""
-
-    checked: CheckedImage
-    dicom: dict = field(default_factory=dict)
-    presets: dict = field(default_factory=dict)  # {name: CheckedImage}
-    modality: str = ""
-    meta: dict = field(default_factory=dict)
-
-
-def _presets_write(presets: dict) -> tuple[dict, dict]:
-    """Write CT preset PNGs: ({name: CheckedImage}, {name: {sha256, window, label}})."""
-    written = {name: (image_file_write(image_check(data=data)), window)
-               for name, (data, window) in presets.items()}
-    return (
-        {name: checked for name, (checked, _) in written.items()},
-        {name: {"sha256": c.sha256, "window": window, "label": dicom.PRESETS[name]["label"]}
-         for name, (c, window) in written.items()},
-    )
-
-
-class _Importer:
-    def __init__(self, *, project, report, import_run, approved, track_progress, zips=()):
-        self.project = project
-        self.zips = list(zips)  # archives whose images are extracted as rows name them
-        self.report = report
-        self.import_run = import_run
-        self.approved = approved
-        self.track_progress = track_progress
-        # Every image file the run has read, by resolved path: checked and written once.
-        self.images: dict[Path, _Loaded | str] = {}
-        self.subfolders: dict[Path, list[Path]] = {}
-        self.embedded: dict[str, CheckedImage] = {}  # by the SHA-256 of the bytes
-        self.last_progress = 0.0
-
-    def run(self, inputs: list[_Input]) -> None:
-        batch: list[tuple[ParsedRow, CheckedImage | None]] = []
-        for source in inputs:
-            extra = {"skip": set(self.images)} if source.fmt == DICOM else {}
-            for row in source.reader.read(source.path, source.display, **extra):
-                self.report.rows += 1
-                checked = self._image_for(row, source) if not row.errors else None
-                if not row.errors and needs_text(row):
-                    row.error("", MISSING_TEXT + " (an image alone is imported only from DICOM)")
-                if row.errors:
-                    self.report.refuse(row.errors)
-                else:
-                    batch.append((row, checked))
-                if len(batch) >= BATCH_SIZE:
-                    self._flush(batch, approved_note=self._note(source))
-                    batch = []
-                else:
-                    self._progress()
-            if batch:
-                self._flush(batch, approved_note=self._note(source))
-                batch = []
-        self._progress(force=True)
-
-    def _note(self, source: _Input) -> str:
-        return f"imported as approved from {source.display}" if self.approved else ""
-
-    def _image_for(self, row: ParsedRow, source: _Input) -> CheckedImage | None:
-        if row.image_data is not None:
-            # Embedded bytes (Parquet) repeat across rows: hash first, decode each image once.
-            digest = hashlib.sha256(row.image_data).hexdigest()
-            if digest in self.embedded and not row.preset_images:
-                row.image_data = None
-                return self.embedded[digest]
-            try:
-                main = image_file_write(image_check(data=row.image_data))
-                if not row.preset_images:
-                    self.embedded[digest] = main
-                if row.preset_images:
-                    row.preset_images, row.dicom["presets"] = _presets_write(row.preset_images)
-            except ImageRejected as exc:
-                row.error("image", str(exc))
-                return None
-            row.image_data = None
-            return main
-        if not row.image_ref:
-            return None
-        field_name = "image_path" if source.fmt == formats.MEDMAX else "image"
-        credentialed = row.record.get("credential") == "yes"
-        base = source.images_dir.resolve()
-        if Path(row.image_ref).is_absolute():
-            row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
-            return None
-        target = (base / row.image_ref).resolve()
-        if not target.is_relative_to(base):
-            row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
-            return None
-        if not self._present(target):
-            target = self._in_subfolder(base, row.image_ref) or target
-        if target not in self.images:
-            problem = self._unpack(target)
-            self.images[target] = problem or self._load(target, row.image_ref)
-        found = self.images[target]
-        if isinstance(found, str):
-            # Credentialed rows are often shared without their images: keep the text alone.
-            if not (credentialed and found.startswith("image file not found")):
-                row.error(field_name, found)
-            return None
-        if found.dicom:
-            row.dicom = dict(found.dicom)
-            row.preset_images = dict(found.presets)
-            if not row.record.get("modality"):
-                row.record["modality"] = found.modality[:40]
-            row.record.setdefault("meta", {}).setdefault("dicom", found.meta)
-        return found.checked
-
-    def _present(self, target: Path) -> bool:
-        return target.exists() or any(z.holds(target) for z in self.zips)
-
-    def _unpack(self, target: Path) -> str:
-        """Extract an archived image the first time a row names it ("" when done or not archived)."""
-        for archive in self.zips:
-            problem = archive.extract(target)
-            if problem is not None:
-                return f"{target.name}: {problem}" if problem else ""
-        return ""
-
-    def _in_subfolder(self, base: Path, ref: str) -> Path | None:
-        """Datasets keep images one folder down (SLAKE's imgs/, "VQA_RAD Image Folder/"):
-        a path not found in the images folder is looked for in its image subfolders."""
-        if base not in self.subfolders:
-            self.subfolders[base] = sorted(
-                p for p in base.iterdir()
-                if p.is_dir() and any(word in p.name.lower() for word in IMAGE_FOLDER_WORDS)
-            )[:20]
-        for folder in self.subfolders[base]:
-            candidate = (folder / ref).resolve()
-            if candidate.is_relative_to(base) and (candidate.is_file() or self._present(candidate)):
-                return candidate
-        return None
-
-    @staticmethod
-    def _load(target: Path, ref: str) -> _Loaded | str:
-        if not target.is_file():
-            return f"image file not found: {ref}"
-        limit = settings.MEDMAX_MAX_IMAGE_BYTES
-        size = target.stat().st_size
-        if size > limit:
-            return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
-        if dicom.is_dicom(target):
-            rendered = dicom.load(target)
-            if isinstance(rendered, tuple):
-                return f"{ref}: {rendered[1]}"
-            try:
-                presets, described = _presets_write(rendered.presets)
-                checked = image_file_write(image_check(data=rendered.png))
-            except ImageRejected as exc:
-                return f"{ref}: {exc}"
-            return _Loaded(
-                checked=checked, presets=presets, modality=rendered.modality, meta=rendered.meta,
-                dicom={**rendered.info, "modality": rendered.modality,
-                       **({"presets": described} if described else {})},
-            )
-        try:
-            # Written now, so a batch holds no image bytes in memory.
-            return _Loaded(checked=image_file_write(image_check(data=target.read_bytes())))
-        except ImageRejected as exc:
-            return f"{ref}: {exc}"
-
-    def _flush(self, batch, *, approved_note: str) -> None:
-        try:
-            with transaction.atomic():
-                self._write(batch, approved_note=approved_note)
-        except IntegrityError:
-            # A concurrent import of the same rows won the race; those rows are duplicates now.
-            with transaction.atomic():
-                self._write(batch, approved_note=approved_note)
-        # Bounded: a run over millions of distinct images must not hold all their paths.
-        if len(self.images) > IMAGE_CACHE_MAX:
-            self.images.clear()
-        if len(self.embedded) > IMAGE_CACHE_MAX:
-            self.embedded.clear()
-        self._progress(force=True)
-
-    def _write(self, batch, *, approved_note: str) -> None:
-        checked = [c for _, c in batch if c is not None]
-        presets = [p for row, c in batch if c for p in row.preset_images.values()]
-        assets = images_store_many(
-            checked=checked + presets,
-            modality={
-                **{p.sha256: row.record.get("modality", "")
-                   for row, c in batch if c for p in row.preset_images.values()},
-                **{c.sha256: row.record.get("modality", "") for row, c in batch if c},
-            },
-            dicom={c.sha256: row.dicom for row, c in batch if c and row.dicom},
-        )
-        keys = {(row.record["source"], row.record["external_id"]) for row, _ in batch}
-        existing: dict[tuple[str, str], SourceRecord | None] = {
-            (source, external_id): None
-            for source, external_id in SourceRecord.objects.filter(
-                project=self.project,
-                source__in={s for s, _ in keys},
-                external_id__in={e for _, e in keys},
-            ).values_list("source", "external_id")
-        }
-        fresh: list[SourceRecord] = []
-        # Every row with a candidate, new record or not: candidates_create skips existing ones,
-        # so a second MedMax row (another task) on a known record still gets its candidate.
-        with_candidates: list[tuple[ParsedRow, tuple[str, str]]] = []
-        duplicates = 0
-        for row, image in batch:
-            key = (row.record["source"], row.record["external_id"])
-            if row.candidates:
-                with_candidates.append((row, key))
-            if key in existing:
-                duplicates += 1
-                continue
-            existing[key] = SourceRecord(
-                project=self.project,
-                image=assets[image.sha256] if image else None,
-                import_run=self.import_run,
-                **row.record,
-            )
-            fresh.append(existing[key])
-        SourceRecord.objects.bulk_create(fresh, batch_size=BATCH_SIZE)
-        specs = self._candidate_specs(with_candidates, existing) if with_candidates else []
-        made = (
-            candidates_create(project=self.project, specs=specs, approved_note=approved_note)
-            if specs else []
-        )
-        # Counted only once the batch is written: a retried batch must not count twice.
-        self.report.duplicates += duplicates
-        self.report.created += len(fresh)
-        self.report.candidates_created += len(made)
-
-    def _candidate_specs(self, rows, records) -> list[CandidateSpec]:
-        missing = [key for _, key in rows if records[key] is None]
-        known = {}
-        if missing:
-            known = {
-                (r.source, r.external_id): r
-                for r in SourceRecord.objects.filter(
-                    project=self.project,
-                    source__in={s for s, _ in missing},
-                    external_id__in={e for _, e in missing},
-                ).only("id", "source", "external_id", "credential")
-            }
-        specs = []
-        for row, key in rows:
-            record = records[key] or known[key]
-            for candidate in row.candidates:
-                fields = dict(candidate)
-                provenance = {"import_file": row.file, row.unit: row.line,
-                              **fields.pop("provenance", {})}
-                specs.append(CandidateSpec(
-                    record_id=record.pk,
-                    credential=record.credential == "yes",
-                    template_ref="import",
-                    provenance=provenance,
-                    **fields,
-                ))
-        return specs
-
-    def _progress(self, *, force: bool = False) -> None:
-        """Progress by time, not by row: the page polls once a second."""
-        if not (self.track_progress and self.import_run):
-            return
-        now = time.monotonic()
-        if not force and now - self.last_progress < PROGRESS_EVERY:
-            return
-        self.last_progress = now
-        ImportRun.objects.filter(pk=self.import_run.pk).update(
-            heartbeat_at=timezone.now(),
-            rows_done=self.report.rows,
-            created=self.report.created,
-            duplicates=self.report.duplicates,
-            errors=[e.as_dict() for e in self.report.errors],
-            problems=self.report.problems,
-            rejected=self.report.rejected,
-        )
-
-
 def records_import(
     *,
     project: Project,
@@ -493,9 +198,9 @@ def records_import(
             total = sum(i.reader.count(i.path) for i in inputs)
             ImportRun.objects.filter(pk=import_run.pk).update(rows_total=total)
         # In strict mode progress writes would be rolled back with everything else.
-        importer = _Importer(
+        importer = Importer(
             project=project, report=report, import_run=import_run, approved=approved,
-            track_progress=not strict, zips=zips,
+            track_progress=not strict, zips=zips, checker=stack.enter_context(ImageChecker()),
         )
         if not strict:
             importer.run(inputs)

@@ -1,0 +1,66 @@
+"""Many new rows of one model at once: COPY on PostgreSQL, batched INSERTs elsewhere.
+
+Rows come as {field name or attname: value}; fields left out take their default (and
+auto_now_add fields the time of the write). The caller removes rows that would break a unique
+constraint first; one that slips through (a concurrent writer) raises IntegrityError, as an
+INSERT would, and nothing of the call is kept.
+"""
+
+import json
+
+from django.db import connection, models
+from django.utils import timezone
+
+BATCH_SIZE = 500  # rows per INSERT where there is no COPY
+
+
+def _fields(model) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _value(field: models.Field, row: dict, now):
+    if field.attname in row:
+        return row[field.attname]
+    if field.name in row:
+        value = row[field.name]
+        return value.pk if isinstance(field, models.ForeignKey) and value is not None else value
+    if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+        return now
+    return field.get_default()
+
+
+def rows_insert(*, model, rows: list[dict]) -> list[int]:
+    """Insert the rows; returns their new primary keys, in order."""
+    if not rows:
+        return []
+    if connection.vendor == "postgresql":
+        return _copy(model, rows)
+    objs = [model(**row) for row in rows]
+    model.objects.bulk_create(objs, batch_size=BATCH_SIZE)
+    return [obj.pk for obj in objs]
+
+
+def _copy(model, rows: list[dict]) -> list[int]:
+    fields = _fields(model)
+    now = timezone.now()
+    # JSON columns take the text COPY reads; every other value psycopg writes as it is.
+    dumps = [
+        (lambda v, encoder=f.encoder: json.dumps(v, cls=encoder)) if isinstance(f, models.JSONField)
+        else None
+        for f in fields
+    ]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in
+                        [model._meta.pk.column, *(f.column for f in fields)])
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        # The keys are taken up front, so the rows are written with COPY and still known by id.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, len(rows)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                values = [_value(f, row, now) for f in fields]
+                copy.write_row([pk, *(d(v) if d else v for d, v in zip(dumps, values, strict=True))])
+    return ids

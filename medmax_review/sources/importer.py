@@ -1,0 +1,376 @@
+"""The rows of an import, a batch at a time: images looked up by the hash of their bytes,
+records written with COPY (see bulk_write), the candidates MedMax rows carry created with them.
+
+Per batch: each image file the run has not met is read and hashed once, one query finds which
+hashes are stored already, and only the others are decoded (see image_pool). Progress is
+written once a second, not per batch.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from medmax_review.review.candidates import CandidateSpec, candidates_create
+from medmax_review.sources.bulk_write import rows_insert
+from medmax_review.sources.image_pool import ImageChecker
+from medmax_review.sources.images import (
+    CheckedImage,
+    ImageRejected,
+    image_check,
+    image_file_write,
+    images_store_hashed,
+    images_store_many,
+)
+from medmax_review.sources.models import ImportRun, SourceRecord
+from medmax_review.sources.readers import dicom, formats
+from medmax_review.sources.readers.base import MISSING_TEXT, ParsedRow, needs_text
+
+BATCH_SIZE = 500
+IMAGE_FOLDER_WORDS = ("img", "image")
+PROGRESS_EVERY = 1.0  # seconds between progress writes
+
+
+@dataclass
+class _Loaded:
+    """A DICOM file read once per import: rendered, checked and written, with its details."""
+
+    checked: CheckedImage
+    dicom: dict = field(default_factory=dict)
+    presets: dict = field(default_factory=dict)  # {name: CheckedImage}
+    modality: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A row's image, settled by the hash of its bytes when the row's batch is written."""
+
+    key: object  # into Importer.assets
+    field: str
+    ref: str  # the path as the row gave it; "" for embedded bytes
+    modality: str
+
+
+def presets_write(presets: dict) -> tuple[dict, dict]:
+    """Write CT preset PNGs: ({name: CheckedImage}, {name: {sha256, window, label}})."""
+    written = {name: (image_file_write(image_check(data=data)), window)
+               for name, (data, window) in presets.items()}
+    return (
+        {name: checked for name, (checked, _) in written.items()},
+        {name: {"sha256": c.sha256, "window": window, "label": dicom.PRESETS[name]["label"]}
+         for name, (c, window) in written.items()},
+    )
+
+
+class Importer:
+    def __init__(self, *, project, report, import_run, approved, track_progress, checker: ImageChecker,
+                 zips=()):
+        self.project = project
+        self.zips = list(zips)  # archives whose images are extracted as rows name them
+        self.report = report
+        self.import_run = import_run
+        self.approved = approved
+        self.track_progress = track_progress
+        self.checker = checker
+        # DICOM files and files that cannot be used, by resolved path: read once per run.
+        self.images: dict[Path, _Loaded | str] = {}
+        # Plain images for the whole run, by (images folder, path as written) or by the SHA-256
+        # of embedded bytes: the file (Path) or bytes to hash until the batch is written, then
+        # the ImageAsset id, or why the image was refused.
+        self.assets: dict[object, Path | bytes | int | str] = {}
+        self.subfolders: dict[Path, list[Path]] = {}
+        self.bases: dict[Path, Path] = {}
+        self.last_progress = 0.0
+        self.errors_written = 0
+
+    def run(self, inputs) -> None:
+        batch: list[tuple[ParsedRow, object]] = []
+        for source in inputs:
+            extra = {"skip": set(self.images)} if source.fmt == formats.DICOM else {}
+            for row in source.reader.read(source.path, source.display, **extra):
+                self.report.rows += 1
+                batch.append((row, self._image_for(row, source) if not row.errors else None))
+                if len(batch) >= BATCH_SIZE:
+                    self._flush(batch, approved_note=self._note(source))
+                    batch = []
+                else:
+                    self._progress()
+            if batch:
+                self._flush(batch, approved_note=self._note(source))
+                batch = []
+        self._progress(force=True)
+
+    def _note(self, source) -> str:
+        return f"imported as approved from {source.display}" if self.approved else ""
+
+    def _image_for(self, row: ParsedRow, source) -> CheckedImage | _Pending | None:
+        modality = row.record.get("modality", "")
+        if row.image_data is not None:
+            data, row.image_data = row.image_data, None
+            if row.preset_images or row.dicom:
+                # Rendered DICOM: stored with its window and presets, checked here.
+                try:
+                    main = image_file_write(image_check(data=data))
+                    if row.preset_images:
+                        row.preset_images, row.dicom["presets"] = presets_write(row.preset_images)
+                except ImageRejected as exc:
+                    row.error("image", str(exc))
+                    return None
+                return main
+            # Embedded bytes (Parquet) repeat across rows: hashed here, decoded once if new.
+            digest = hashlib.sha256(data).hexdigest()
+            self.assets.setdefault(digest, data)
+            return _Pending(digest, "image", "", modality)
+        if not row.image_ref:
+            return None
+        field_name = "image_path" if source.fmt == formats.MEDMAX else "image"
+        base = self.bases.get(source.images_dir) or self.bases.setdefault(
+            source.images_dir, source.images_dir.resolve())
+        key = (base, row.image_ref)
+        if key in self.assets:
+            return _Pending(key, field_name, row.image_ref, modality)
+        target = self._target(row, base, field_name)
+        if target is None:
+            return None
+        found = self.images[target] if target in self.images else self._first_look(target, row.image_ref)
+        if found is None:  # a plain image file: hashed with its batch
+            self.assets[key] = target
+            return _Pending(key, field_name, row.image_ref, modality)
+        if isinstance(found, str):
+            # Credentialed rows are often shared without their images: keep the text alone.
+            if not (row.record.get("credential") == "yes" and found.startswith("image file not found")):
+                row.error(field_name, found)
+            return None
+        row.dicom = dict(found.dicom)
+        row.preset_images = dict(found.presets)
+        if not row.record.get("modality"):
+            row.record["modality"] = found.modality[:40]
+        row.record.setdefault("meta", {}).setdefault("dicom", found.meta)
+        return found.checked
+
+    def _target(self, row: ParsedRow, base: Path, field_name: str) -> Path | None:
+        if Path(row.image_ref).is_absolute():
+            row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
+            return None
+        target = (base / row.image_ref).resolve()
+        if not target.is_relative_to(base):
+            row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
+            return None
+        if not self._present(target):
+            target = self._in_subfolder(base, row.image_ref) or target
+        return target
+
+    def _first_look(self, target: Path, ref: str) -> _Loaded | str | None:
+        """A file no row named before: None for a plain image file (kept by its hash later)."""
+        found = self._unpack(target) or self._load(target, ref)
+        if found is not None:
+            self.images[target] = found
+        return found
+
+    def _present(self, target: Path) -> bool:
+        return target.exists() or any(z.holds(target) for z in self.zips)
+
+    def _unpack(self, target: Path) -> str:
+        """Extract an archived image the first time a row names it ("" when done or not archived)."""
+        for archive in self.zips:
+            problem = archive.extract(target)
+            if problem is not None:
+                return f"{target.name}: {problem}" if problem else ""
+        return ""
+
+    def _in_subfolder(self, base: Path, ref: str) -> Path | None:
+        """Datasets keep images one folder down (SLAKE's imgs/, "VQA_RAD Image Folder/"):
+        a path not found in the images folder is looked for in its image subfolders."""
+        if base not in self.subfolders:
+            self.subfolders[base] = sorted(
+                p for p in base.iterdir()
+                if p.is_dir() and any(word in p.name.lower() for word in IMAGE_FOLDER_WORDS)
+            )[:20]
+        for folder in self.subfolders[base]:
+            candidate = (folder / ref).resolve()
+            if candidate.is_relative_to(base) and (candidate.is_file() or self._present(candidate)):
+                return candidate
+        return None
+
+    @staticmethod
+    def _load(target: Path, ref: str) -> _Loaded | str | None:
+        if not target.is_file():
+            return f"image file not found: {ref}"
+        limit = settings.MEDMAX_MAX_IMAGE_BYTES
+        size = target.stat().st_size
+        if size > limit:
+            return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
+        if not dicom.is_dicom(target):
+            return None
+        rendered = dicom.load(target)
+        if isinstance(rendered, tuple):
+            return f"{ref}: {rendered[1]}"
+        try:
+            presets, described = presets_write(rendered.presets)
+            checked = image_file_write(image_check(data=rendered.png))
+        except ImageRejected as exc:
+            return f"{ref}: {exc}"
+        return _Loaded(
+            checked=checked, presets=presets, modality=rendered.modality, meta=rendered.meta,
+            dicom={**rendered.info, "modality": rendered.modality,
+                   **({"presets": described} if described else {})},
+        )
+
+    def _settle(self, pending: list[_Pending]) -> None:
+        """Hash the batch's new files and store what is new, before the rows' transaction: a
+        stored image stays stored even if the rows are written again after a conflict."""
+        fresh: dict[str, tuple[bytes, str]] = {}
+        hashed: dict[object, tuple[str, str]] = {}  # key -> (sha256, ref)
+        for p in pending:
+            value = self.assets[p.key]
+            if isinstance(value, int | str) or p.key in hashed:
+                continue
+            if isinstance(value, bytes):
+                data, sha = value, p.key
+            else:
+                try:
+                    data = value.read_bytes()
+                except OSError as exc:
+                    self.assets[p.key] = f"{p.ref}: cannot be read ({exc.strerror or exc})"
+                    continue
+                sha = hashlib.sha256(data).hexdigest()
+            hashed[p.key] = (sha, p.ref)
+            fresh.setdefault(sha, (data, p.modality))
+        if not fresh:
+            return
+        stored = images_store_hashed(fresh=fresh, checker=self.checker)
+        for key, (sha, ref) in hashed.items():
+            result = stored[sha]
+            self.assets[key] = f"{ref}: {result}" if isinstance(result, str) and ref else result
+
+    def _flush(self, batch, *, approved_note: str) -> None:
+        self._settle([image for _, image in batch if isinstance(image, _Pending)])
+        good = []
+        for row, image in batch:
+            if isinstance(image, _Pending):
+                found = self.assets[image.key]
+                if isinstance(found, str):
+                    row.error(image.field, found)
+                image = found if isinstance(found, int) else None
+            if not row.errors and needs_text(row):
+                row.error("", MISSING_TEXT + " (an image alone is imported only from DICOM)")
+            if row.errors:
+                self.report.refuse(row.errors)
+            else:
+                good.append((row, image))
+        if good:
+            try:
+                with transaction.atomic():
+                    self._write(good, approved_note=approved_note)
+            except IntegrityError:
+                # A concurrent import of the same rows won the race; those rows are duplicates now.
+                with transaction.atomic():
+                    self._write(good, approved_note=approved_note)
+        # Under DEBUG Django keeps every query's SQL; an import of millions must not. Left alone
+        # while someone captures queries (a test counting them turns force_debug_cursor on).
+        if settings.DEBUG and not connection.force_debug_cursor:
+            connection.queries_log.clear()
+        self._progress()
+
+    def _write(self, batch, *, approved_note: str) -> None:
+        checked = [(row, c) for row, c in batch if isinstance(c, CheckedImage)]
+        assets = images_store_many(
+            checked=[c for _, c in checked] + [p for row, _ in checked for p in row.preset_images.values()],
+            modality={
+                **{p.sha256: row.record.get("modality", "")
+                   for row, _ in checked for p in row.preset_images.values()},
+                **{c.sha256: row.record.get("modality", "") for row, c in checked},
+            },
+            dicom={c.sha256: row.dicom for row, c in checked if row.dicom},
+        ) if checked else {}
+        keys = {(row.record["source"], row.record["external_id"]) for row, _ in batch}
+        # {key: (id, credential)} of the batch's records, None for those stored before.
+        records: dict[tuple[str, str], tuple[int, str] | None] = {
+            (source, external_id): None
+            for source, external_id in SourceRecord.objects.filter(
+                project=self.project,
+                source__in={s for s, _ in keys},
+                external_id__in={e for _, e in keys},
+            ).values_list("source", "external_id")
+        }
+        fresh: list[dict] = []
+        fresh_keys: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        # Every row with a candidate, new record or not: candidates_create skips existing ones,
+        # so a second MedMax row (another task) on a known record still gets its candidate.
+        with_candidates: list[tuple[ParsedRow, tuple[str, str]]] = []
+        duplicates = 0
+        for row, image in batch:
+            key = (row.record["source"], row.record["external_id"])
+            if row.candidates:
+                with_candidates.append((row, key))
+            if key in records or key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            fresh_keys.append(key)
+            image_id = assets[image.sha256].pk if isinstance(image, CheckedImage) else image
+            fresh.append({**row.record, "project_id": self.project.pk, "image_id": image_id,
+                          "import_run_id": self.import_run.pk if self.import_run else None})
+        ids = rows_insert(model=SourceRecord, rows=fresh)
+        for key, pk, values in zip(fresh_keys, ids, fresh, strict=True):
+            records[key] = (pk, values["credential"])
+        specs = self._candidate_specs(with_candidates, records) if with_candidates else []
+        made = (
+            candidates_create(project=self.project, specs=specs, approved_note=approved_note)
+            if specs else []
+        )
+        # Counted only once the batch is written: a retried batch must not count twice.
+        self.report.duplicates += duplicates
+        self.report.created += len(fresh)
+        self.report.candidates_created += len(made)
+
+    def _candidate_specs(self, rows, records) -> list[CandidateSpec]:
+        missing = [key for _, key in rows if records[key] is None]
+        known = {}
+        if missing:
+            known = {
+                (source, external_id): (pk, credential)
+                for source, external_id, pk, credential in SourceRecord.objects.filter(
+                    project=self.project,
+                    source__in={s for s, _ in missing},
+                    external_id__in={e for _, e in missing},
+                ).values_list("source", "external_id", "id", "credential")
+            }
+        specs = []
+        for row, key in rows:
+            record_id, credential = records[key] or known[key]
+            for candidate in row.candidates:
+                fields = dict(candidate)
+                provenance = {"import_file": row.file, row.unit: row.line,
+                              **fields.pop("provenance", {})}
+                specs.append(CandidateSpec(
+                    record_id=record_id,
+                    credential=credential == "yes",
+                    template_ref="import",
+                    provenance=provenance,
+                    **fields,
+                ))
+        return specs
+
+    def _progress(self, *, force: bool = False) -> None:
+        """Progress by time, not by row or batch: the page polls once a second."""
+        if not (self.track_progress and self.import_run):
+            return
+        now = time.monotonic()
+        if not force and now - self.last_progress < PROGRESS_EVERY:
+            return
+        self.last_progress = now
+        changes = {"heartbeat_at": timezone.now(), "rows_done": self.report.rows,
+                   "created": self.report.created, "duplicates": self.report.duplicates,
+                   "problems": self.report.problems, "rejected": self.report.rejected}
+        # The listed problems only grow, up to ERRORS_KEPT: written again only when they did.
+        if len(self.report.errors) != self.errors_written:
+            changes["errors"] = [e.as_dict() for e in self.report.errors]
+            self.errors_written = len(self.report.errors)
+        ImportRun.objects.filter(pk=self.import_run.pk).update(**changes)
