@@ -2,11 +2,8 @@ import json
 
 from django import forms
 
+from medmax_review.core.checks import SCORE_NAMES
 from medmax_review.projects.models import REVIEWER, ROLE_CHOICES, Project
-from medmax_review.scoring.services import REJECT_REASON_FOR
-
-# The scores a project may put an auto-reject threshold on.
-SCORE_NAMES = tuple(REJECT_REASON_FOR)
 
 
 class ProjectSettingsForm(forms.ModelForm):
@@ -19,17 +16,39 @@ class ProjectSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["name", "guidelines", "reviews_required"]
+        fields = ["name", "guidelines", "reviews_required", "queue_order", "auto_reject_max_wrong"]
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 12})}
+        labels = {"queue_order": "Review queue order",
+                  "auto_reject_max_wrong": "Suggested thresholds: most wrong rejections"}
+        help_texts = {
+            "queue_order": "The learned orders need 20 scored verdicts of both kinds; until the "
+                           "project's reject model exists, the weakest scores come first.",
+            "auto_reject_max_wrong": "A share from 0 to 1 (0.05 = 5%): the statistics page "
+                                     "suggests thresholds that would have wrongly rejected less.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["auto_reject_thresholds"] = json.dumps(self.instance.auto_reject_thresholds)
+        # Left out of a submission, these keep their values (older forms and scripts).
+        for name in ("queue_order", "auto_reject_max_wrong"):
+            self.fields[name].required = False
+
+    def clean_queue_order(self):
+        return self.cleaned_data["queue_order"] or self.instance.queue_order
 
     def clean_reviews_required(self):
         value = self.cleaned_data["reviews_required"]
         if not 1 <= value <= 10:
             raise forms.ValidationError("Between 1 and 10 reviews per candidate.")
+        return value
+
+    def clean_auto_reject_max_wrong(self):
+        value = self.cleaned_data["auto_reject_max_wrong"]
+        if value is None:
+            return self.instance.auto_reject_max_wrong
+        if not 0 < value < 1:
+            raise forms.ValidationError("A share between 0 and 1, e.g. 0.05 for 5%.")
         return value
 
     def clean_auto_reject_thresholds(self):

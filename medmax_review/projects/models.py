@@ -8,6 +8,15 @@ ROLE_CHOICES = [(ADMIN, "admin"), (ADJUDICATOR, "adjudicator"), (REVIEWER, "revi
 # A role includes the powers of the roles after it.
 ROLE_RANK = {ADMIN: 3, ADJUDICATOR: 2, REVIEWER: 1}
 
+# What the review queue hands out first. The learned orders fall back to the score order while
+# the project has no reject model (too few verdicts of both kinds).
+QUEUE_SCORES, QUEUE_LIKELY_BAD, QUEUE_UNCERTAIN = "scores", "likely_bad", "uncertain"
+QUEUE_ORDER_CHOICES = [
+    (QUEUE_LIKELY_BAD, "likely rejections first (learned reject risk, highest first)"),
+    (QUEUE_UNCERTAIN, "most uncertain first (learned reject risk nearest 50%)"),
+    (QUEUE_SCORES, "weakest scores first (the pre-scores only)"),
+]
+
 
 class Project(models.Model):
     name = models.CharField(max_length=200)
@@ -16,6 +25,12 @@ class Project(models.Model):
     reviews_required = models.PositiveSmallIntegerField(default=1)
     # Per-score thresholds below which a candidate is auto-rejected, e.g. {"format": 0.2}.
     auto_reject_thresholds = models.JSONField(default=dict, blank=True)
+    queue_order = models.CharField(max_length=20, choices=QUEUE_ORDER_CHOICES,
+                                   default=QUEUE_LIKELY_BAD)
+    # The statistics page suggests auto-reject thresholds that would have wrongly rejected
+    # (a clinician kept the candidate) less than this share of what they reject.
+    auto_reject_max_wrong = models.FloatField(
+        default=0.05, help_text="largest share of wrong rejections a suggested threshold may make")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"

@@ -16,6 +16,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from medmax_review.core.access import readable_candidates
+from medmax_review.core.bands import FAIL, FAIR, GOOD, POOR
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     ADJUDICATION,
@@ -26,7 +27,6 @@ from medmax_review.review.models import (
     Revision,
 )
 from medmax_review.review.textdiff import word_diff
-from medmax_review.scoring.scorers.base import FAIL, FAIR, GOOD, POOR
 from medmax_review.sources.models import SourceRecord
 
 BANDS = (GOOD, FAIR, POOR, FAIL)

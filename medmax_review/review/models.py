@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Value
 from django.db.models.fields.json import KT
+from django.db.models.functions import Abs
 
 from medmax_review.core.medmax import IMAGE_POSITION_CHOICES, TASK_CHOICES
 
@@ -82,6 +83,12 @@ class Candidate(models.Model):
     status = models.CharField(max_length=20, choices=CANDIDATE_STATUS_CHOICES, default=PENDING)
     scores = models.JSONField(default=dict, blank=True, help_text="{name: {value, band, evidence}}")
     priority = models.FloatField(default=0.0)
+    # The project's learned "a clinician rejects this" probability (scoring.confidence); None
+    # until the project has a model. For a candidate the model learned from, it is the
+    # out-of-fold prediction, so the statistics page judges the model on unseen verdicts.
+    reject_risk = models.FloatField(null=True, blank=True)
+    # {"model": version, "decisions", "rejected", "trained_at", "drivers": [[feature, weight]]}
+    reject_risk_detail = models.JSONField(default=dict, blank=True)
     # Optimistic concurrency: bumped on every change of text or status.
     version = models.PositiveIntegerField(default=1)
     credential = models.BooleanField(default=False, help_text="copied from the record, for the queue")
@@ -132,6 +139,12 @@ class ReviewSlot(models.Model):
     index = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=10, choices=STATE_CHOICES, default=OPEN)
     priority = models.FloatField(default=0.0, help_text="copied from the candidate, for the queue")
+    # The candidate's reject risk, -1 while it has none, so "likely bad first" puts unknown last.
+    risk = models.FloatField(default=-1.0, help_text="copied from the candidate, for the queue")
+    # Distance from a coin toss: "most uncertain first" reads it ascending (unknown: 1.5, last).
+    certainty = models.GeneratedField(
+        expression=Abs(F("risk") - Value(0.5)), output_field=models.FloatField(), db_persist=True
+    )
     credential = models.BooleanField(default=False)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -154,6 +167,15 @@ class ReviewSlot(models.Model):
             models.Index(
                 fields=["project", "-priority", "id"], name="slot_queue_idx",
                 condition=models.Q(state="open"),
+            ),
+            # The same, for the projects that order their queue by the learned reject risk.
+            models.Index(
+                F("project"), F("risk").desc(), F("priority").desc(), F("id"),
+                name="slot_queue_risk_idx", condition=models.Q(state="open"),
+            ),
+            models.Index(
+                F("project"), F("certainty"), F("priority").desc(), F("id"),
+                name="slot_queue_uncertain_idx", condition=models.Q(state="open"),
             ),
             # Releasing expired claims.
             models.Index(

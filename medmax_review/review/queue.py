@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from itertools import count
 
-from django.db.models import F
+from django.db.models import Case, F, FloatField, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from medmax_review.projects.models import Project
@@ -39,11 +40,35 @@ def slots_create(*, project: Project, candidates: Iterable[Candidate], required:
         free = (i for i in count() if i not in taken[c.pk])
         fresh += [
             ReviewSlot(candidate=c, project=project, index=next(free), priority=c.priority,
-                       credential=c.credential)
+                       risk=slot_risk(c), credential=c.credential)
             for _ in range(required - len(taken[c.pk]))
         ]
     ReviewSlot.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
     return len(fresh)
+
+
+def slot_risk(candidate: Candidate) -> float:
+    return -1.0 if candidate.reject_risk is None else candidate.reject_risk
+
+
+def slots_order_sync(*, candidates: Collection[Candidate]) -> int:
+    """Copy the candidates' queue order (priority and reject risk) onto their open slots that
+    lag it: slots just re-scored, and any opened since with values copied before."""
+    by_id = {c.pk: c for c in candidates}
+    lagging = set(
+        ReviewSlot.objects.filter(candidate_id__in=by_id, state=ReviewSlot.OPEN)
+        .exclude(priority=F("candidate__priority"), risk=Coalesce("candidate__reject_risk", -1.0))
+        .values_list("candidate_id", flat=True)
+    )
+    if not lagging:
+        return 0
+
+    def each(value_of):
+        return Case(*[When(candidate_id=i, then=Value(value_of(by_id[i]))) for i in lagging],
+                    output_field=FloatField())
+
+    return ReviewSlot.objects.filter(candidate_id__in=lagging, state=ReviewSlot.OPEN).update(
+        priority=each(lambda c: c.priority), risk=each(slot_risk))
 
 
 def slots_close(*, candidate_ids: Collection[int]) -> int:

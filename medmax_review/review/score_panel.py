@@ -8,10 +8,12 @@ carry the reasons of the findings that marked them.
 
 from dataclasses import dataclass
 
+from django.utils.dateparse import parse_datetime
+
+from medmax_review.core.bands import FAIL, FAIR, GOOD, NA, POOR
 from medmax_review.review.browse_selectors import BANDS, scores_for_display
 from medmax_review.review.models import EDITABLE_FIELDS
 from medmax_review.review.textdiff import reasoned_segments
-from medmax_review.scoring.scorers.base import FAIL, FAIR, GOOD, NA, POOR
 
 # Source fields a scorer reads as "the source", in the order the review screen shows them.
 SOURCE_FIELDS = ("caption", "inline_mention", "question", "answer", "report")
@@ -209,6 +211,22 @@ def marked_texts(*, scores: dict, texts: dict[str, str]) -> dict[str, list]:
     return {name: reasoned_segments(texts.get(name, ""), spans[name]) for name in EDITABLE_FIELDS}
 
 
+def reject_risk_shown(candidate) -> dict | None:
+    """The stored reject risk as the panel shows it (None before the project has a model):
+    percent, what it was learned from, and the features that raise it most."""
+    if candidate.reject_risk is None:
+        return None
+    detail = candidate.reject_risk_detail if isinstance(candidate.reject_risk_detail, dict) else {}
+    drivers = [(str(name).replace("_", " "), weight) for name, weight in detail.get("drivers", [])
+               if isinstance(weight, int | float)]
+    return {
+        "risk": candidate.reject_risk, "percent": round(100 * candidate.reject_risk),
+        "decisions": detail.get("decisions"), "rejected": detail.get("rejected"),
+        "model": detail.get("model"), "held_out": bool(detail.get("held_out")),
+        "trained_at": parse_datetime(str(detail.get("trained_at") or "")), "drivers": drivers,
+    }
+
+
 def review_scores(candidate) -> dict:
     """The score panel and the marked instruction and response of one candidate."""
     record = candidate.record
@@ -217,13 +235,8 @@ def review_scores(candidate) -> dict:
     if candidate.context:
         sources["context"] = candidate.context
     marked = marked_texts(scores=candidate.scores, texts=texts)
-    from medmax_review.scoring.confidence import reject_risk  # it reads review's selectors
-
-    risk = reject_risk(candidate)
-    if risk is not None:
-        risk["percent"] = round(100 * risk["risk"])
     return {
-        "reject_risk": risk,
+        "reject_risk": reject_risk_shown(candidate),
         "scores": score_panel(scores=candidate.scores, texts=texts, sources=sources),
         "instruction_segments": marked["instruction"],
         "response_segments": marked["response"],

@@ -8,7 +8,12 @@ from django.http import Http404
 from django.utils import timezone
 
 from medmax_review.core.access import may_read_credentialed, readable_candidates
-from medmax_review.projects.models import Project
+from medmax_review.projects.models import (
+    QUEUE_LIKELY_BAD,
+    QUEUE_SCORES,
+    QUEUE_UNCERTAIN,
+    Project,
+)
 from medmax_review.review.models import (
     ADJUDICATION,
     APPROVE,
@@ -129,6 +134,14 @@ def claim_held(*, project: Project, user) -> ReviewSlot | None:
     )
 
 
+# How each project queue order reads the slots (each on its own partial index of open slots).
+QUEUE_ORDERS = {
+    QUEUE_SCORES: ("-priority", "id"),
+    QUEUE_LIKELY_BAD: ("-risk", "-priority", "id"),
+    QUEUE_UNCERTAIN: ("certainty", "-priority", "id"),
+}
+
+
 def claimable_slots(*, project: Project, user):
     """Open slots of pending candidates this user may see and has not reviewed, claimed or skipped.
 
@@ -143,7 +156,8 @@ def claimable_slots(*, project: Project, user):
     slots = ReviewSlot.objects.filter(
         project=project, state=ReviewSlot.OPEN, candidate__status=PENDING
     ).filter(~Exists(mine), ~Exists(decided))
-    return readable_candidates(slots, user).order_by("-priority", "id")
+    order = QUEUE_ORDERS.get(project.queue_order, QUEUE_ORDERS[QUEUE_SCORES])
+    return readable_candidates(slots, user).order_by(*order)
 
 
 def slot_for(*, candidate: Candidate, user) -> ReviewSlot | None:

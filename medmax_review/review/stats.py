@@ -31,6 +31,7 @@ from medmax_review.review.models import (
     Candidate,
     Decision,
 )
+from medmax_review.review.scorer_quality import scorer_quality
 from medmax_review.review.selectors import verdicts_standing
 
 # A gap longer than this between two decisions of one reviewer is a break, not work time.
@@ -388,6 +389,7 @@ def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> 
                 rows=score_bands_vs_decisions(project=project), series=(APPROVED, REJECTED),
                 share=True,
             ),
+            "quality": scorer_quality(project=project),
         }
     )
     return data

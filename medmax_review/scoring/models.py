@@ -69,4 +69,5 @@ class RejectModel(models.Model):
     scales = models.JSONField()
     decisions = models.PositiveIntegerField(help_text="verdicts it was fitted on")
     rejected = models.PositiveIntegerField(help_text="of which rejections")
+    version = models.PositiveIntegerField(default=1, help_text="bumped on every refit")
     trained_at = models.DateTimeField(auto_now=True)

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, FloatField, Value, When
 from django.utils import timezone
 
+from medmax_review.core.checks import reject_reason_for
 from medmax_review.core.medmax import IMAGE_NONE
-from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate, Decision, ReviewSlot
-from medmax_review.review.queue import candidates_system_reject
+from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate, Decision
+from medmax_review.review.queue import candidates_system_reject, slots_order_sync
+from medmax_review.scoring.confidence import risks_assign
 from medmax_review.scoring.fingerprints import (
     earlier_near_duplicates,
     image_fingerprints_ensure,
@@ -39,18 +40,6 @@ BATCH_SIZE = 500
 TEXT_SCORERS: list[Callable[[ScoreInput], ScoreResult]] = [
     score_grounding, score_consistency, score_phi, score_format,
 ]
-
-# The reject reason recorded when a score falls under the project's threshold.
-REJECT_REASON_FOR = {
-    "grounding": "hallucination",
-    "consistency": "hallucination",
-    "phi": "phi",
-    "format": "formatting",
-    "image": "poor_image",
-    "near_duplicate": "duplicate",
-    "llm_judge": "hallucination",
-}
-
 
 def score_input_for(candidate: Candidate) -> ScoreInput:
     record = candidate.record
@@ -168,24 +157,13 @@ def _score_batch(
         if scores != candidate.scores or priority != candidate.priority:
             candidate.scores, candidate.priority = scores, priority
             changed.append(candidate)
+    # The project's learned reject risk follows the new scores (and a refitted model).
+    changed = list({c.pk: c for c in changed + risks_assign(batch)}.values())
     with transaction.atomic():
         if changed:
-            Candidate.objects.bulk_update(changed, ["scores", "priority"])
-        # Open slots whose priority lags the candidate's: those just re-scored, and any opened
-        # since the last scoring (a re-queue) with a priority copied before it.
-        lagging = set(
-            ReviewSlot.objects.filter(candidate__in=batch, state=ReviewSlot.OPEN)
-            .exclude(priority=F("candidate__priority"))
-            .values_list("candidate_id", flat=True)
-        )
-        if lagging:
-            ReviewSlot.objects.filter(candidate_id__in=lagging, state=ReviewSlot.OPEN).update(
-                priority=Case(
-                    *[When(candidate_id=c.id, then=Value(c.priority))
-                      for c in batch if c.id in lagging],
-                    output_field=FloatField(),
-                )
-            )
+            Candidate.objects.bulk_update(
+                changed, ["scores", "priority", "reject_risk", "reject_risk_detail"])
+        slots_order_sync(candidates=batch)
         _auto_reject(batch)
 
 
@@ -247,16 +225,6 @@ def _threshold_breach(candidate: Candidate) -> tuple[str, float, float] | None:
     return None
 
 
-def _reject_reason(name: str, score: dict) -> str:
-    """The reject reason for a score; a consistency failure names laterality or modality."""
-    if name == "consistency":
-        rules = {e.get("rule") for e in score.get("evidence", [])}
-        for specific in ("laterality", "modality"):
-            if specific in rules:
-                return specific
-    return REJECT_REASON_FOR.get(name, "other")
-
-
 def _auto_reject(batch: list[Candidate]) -> None:
     breaches = {c.id: b for c in batch if c.status == PENDING and (b := _threshold_breach(c))}
     if not breaches:
@@ -276,7 +244,7 @@ def _auto_reject(batch: list[Candidate]) -> None:
         # holding this candidate is not handed it back read-only.
         candidates_system_reject(
             candidates=[locked],
-            reason=_reject_reason(name, locked.scores.get(name) or {}),
+            reason=reject_reason_for(name, locked.scores.get(name) or {}),
             note=f"auto-rejected: {name} score {value:.2f} is below the project's "
                  f"threshold {threshold:.2f}",
         )

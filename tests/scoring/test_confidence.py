@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from medmax_review.review.models import APPROVE, EDIT, REJECT, Decision
+from medmax_review.review.models import APPROVE, EDIT, REJECT, Decision, ReviewSlot
 from medmax_review.review.score_panel import review_scores
 from medmax_review.scoring import confidence
 from medmax_review.scoring.models import RejectModel
@@ -59,3 +59,37 @@ def test_too_few_verdicts_learn_nothing(project, make_record, make_candidate, de
     assert reject_models_refit() == 0
     c.refresh_from_db()
     assert review_scores(c)["reject_risk"] is None
+
+
+def test_refit_writes_held_out_risks_bumps_the_version_and_orders_the_slots(
+        project, make_record, make_candidate, demo_rows, reviewer):
+    record, candidates = _verdicts(make_record, make_candidate, demo_rows, reviewer)
+    waiting = make_candidate(record, response="Only the left lung is opacified.", sample_index=600)
+    candidates_score(candidate_ids=[waiting.id])
+    assert reject_models_refit() == 1
+    decided = candidates[1][0]
+    decided.refresh_from_db()
+    # A candidate the model learned from carries its out-of-fold risk, marked so.
+    assert decided.reject_risk_detail["held_out"] is True
+    assert decided.reject_risk > 0.5 and decided.reject_risk_detail["model"] == 1
+    waiting.refresh_from_db()
+    assert waiting.reject_risk_detail["held_out"] is False
+    assert ReviewSlot.objects.get(candidate=waiting).risk == waiting.reject_risk
+    assert any(name == "laterality findings" for name, _ in waiting.reject_risk_detail["drivers"])
+    assert reject_models_refit() == 1
+    assert RejectModel.objects.get(project=project).version == 2
+
+
+def test_losing_the_verdicts_removes_the_model_and_the_risks(
+        project, make_record, make_candidate, demo_rows, reviewer):
+    record, _ = _verdicts(make_record, make_candidate, demo_rows, reviewer)
+    waiting = make_candidate(record, response="The left lung.", sample_index=700)
+    candidates_score(candidate_ids=[waiting.id])
+    reject_models_refit()
+    assert ReviewSlot.objects.get(candidate=waiting).risk >= 0
+    Decision.objects.filter(action=REJECT).delete()
+    assert reject_models_refit() == 0
+    waiting.refresh_from_db()
+    assert waiting.reject_risk is None and waiting.reject_risk_detail == {}
+    assert ReviewSlot.objects.get(candidate=waiting).risk == -1.0
+    assert not project.candidates.filter(reject_risk__isnull=False).exists()

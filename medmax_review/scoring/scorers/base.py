@@ -2,21 +2,8 @@
 
 from dataclasses import dataclass, field
 
-GOOD, FAIR, POOR, FAIL = "good", "fair", "poor", "fail"
-# A scorer that had nothing to check says so: its neutral value must not read as "good", move
-# the queue or trip an auto-reject threshold.
-NA = "n/a"
-
-
-def band_for(value: float) -> str:
-    """The honest band of a 0..1 value (1 = good); scorers put hard failures at 0."""
-    if value >= 0.8:
-        return GOOD
-    if value >= 0.5:
-        return FAIR
-    if value >= 0.2:
-        return POOR
-    return FAIL
+# Scorers take all they share from this module, the bands included.
+from medmax_review.core.bands import FAIL, FAIR, GOOD, NA, POOR, band_for  # noqa: F401
 
 
 @dataclass(frozen=True)
