@@ -5,6 +5,11 @@ in the store) are bulk-loaded with COPY into a bench database, one project per s
 size is then exported (MedMax JSONL, 0.9/0.05/0.05 split, images hard-linked) in a fresh
 subprocess, which reports rows per second and its peak resident memory (getrusage maxrss).
 
+The same subprocess measures the limit the export is held against: a raw server-side cursor
+over the same join (candidate, record, image; the same columns) with each row serialised by
+orjson into a file, and nothing else. It runs before and after the export; the faster run is
+the limit, and the table gives the export's share of it.
+
     .venv/bin/python bench/bench_export.py [--sizes 10000 100000 1470000] [--db medmax_bench_export]
 
 Loaded projects are kept, so a second run only exports. A flat rows/second and a peak memory
@@ -187,8 +192,47 @@ def _rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+# The export's join, read raw: every column the export reads of a candidate, its record and
+# its image, in the export's order.
+RAW_JOIN = """
+    SELECT c.id, c.record_id, c.task, c.instruction, c.context, c.response, c.image_position,
+           c.template_ref, c.template_version, c.provenance ->> 'model', c.edited,
+           c.provenance ->> 'task_name', c.provenance ->> 'image_path',
+           c.provenance ? 'image_path', r.source, r.license, r.credential, i.sha256, i.format,
+           i.file, r.meta ->> 'source_citation'
+    FROM review_candidate c
+    JOIN sources_sourcerecord r ON r.id = c.record_id
+    LEFT JOIN sources_imageasset i ON i.id = r.image_id
+    WHERE c.project_id = %s AND c.status = 'approved'
+    ORDER BY c.id
+"""
+
+
+def _raw_stream(project_id: int, target: Path) -> float:
+    """Rows per second of the raw limit: one named cursor, orjson, a file."""
+    import orjson
+    import psycopg
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    url = f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    started = time.perf_counter()
+    rows = 0
+    with psycopg.connect(url) as conn, conn.transaction(), \
+            conn.cursor(name="raw_export") as cursor, open(target, "wb") as out:
+        cursor.itersize = settings.EXPORT_BATCH_SIZE
+        cursor.execute(RAW_JOIN, [project_id])
+        for row in cursor:
+            out.write(orjson.dumps(row) + b"\n")
+            rows += 1
+    seconds = time.perf_counter() - started
+    target.unlink()
+    return rows / seconds
+
+
 def _measure(slug: str) -> None:
-    """Child process: export one project, print one JSON line with speed and peak memory."""
+    """Child process: the raw limit, the export, the raw limit again; one JSON line with the
+    speeds and the export's peak memory."""
     from django.db import connection
 
     from medmax_review.exports import services
@@ -196,6 +240,8 @@ def _measure(slug: str) -> None:
 
     project = Project.objects.get(slug=slug)
     connection.ensure_connection()
+    (WORK / "out").mkdir(parents=True, exist_ok=True)
+    raw_before = _raw_stream(project.pk, WORK / "out" / f"{slug}.raw.jsonl")
     before = _rss_kb()  # resident size now, ready to export: the floor the peak is read against
     out = WORK / "out" / slug
     shutil.rmtree(out, ignore_errors=True)
@@ -209,10 +255,11 @@ def _measure(slug: str) -> None:
     folder = services.dataset_version_folder(version)
     size = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
     shutil.rmtree(out, ignore_errors=True)  # the files are large and only the figures matter
+    raw_after = _raw_stream(project.pk, WORK / "out" / f"{slug}.raw.jsonl")
     print(json.dumps({
         "status": version.status, "error": version.error, "rows": version.manifest.get("rows"),
         "seconds": seconds, "rss_before_kb": before, "maxrss_peak_kb": peak,
-        "jsonl_bytes": size,
+        "jsonl_bytes": size, "raw_rows_per_second": max(raw_before, raw_after),
     }))
 
 
@@ -233,8 +280,8 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     images = _images()
     slugs = [_load(size, images) for size in args.sizes]
-    print(f"{'rows':>10} {'seconds':>8} {'rows/s':>9} {'maxrss MB':>10} {'above ready MB':>15}"
-          f" {'jsonl MB':>9}")
+    print(f"{'rows':>10} {'seconds':>8} {'rows/s':>9} {'raw rows/s':>11} {'share':>6}"
+          f" {'maxrss MB':>10} {'above ready MB':>15} {'jsonl MB':>9}")
     first_peak = None
     for slug in slugs:
         child = subprocess.run(
@@ -246,8 +293,9 @@ def main() -> None:
             raise SystemExit(f"export of {slug} failed: {result['error']}")
         peak = result["maxrss_peak_kb"] / 1024
         first_peak = first_peak or peak
-        print(f"{result['rows']:>10,} {result['seconds']:>8.1f} "
-              f"{result['rows'] / result['seconds']:>9,.0f} {peak:>10.1f} "
+        speed, limit = result["rows"] / result["seconds"], result["raw_rows_per_second"]
+        print(f"{result['rows']:>10,} {result['seconds']:>8.1f} {speed:>9,.0f} {limit:>11,.0f}"
+              f" {speed / limit:>6.2f} {peak:>10.1f} "
               f"{peak - result['rss_before_kb'] / 1024:>15.1f} "
               f"{result['jsonl_bytes'] / 2**20:>9.1f}", flush=True)
     print(f"peak memory of the largest export / smallest: {peak / first_peak:.2f}")

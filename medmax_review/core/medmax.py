@@ -149,7 +149,20 @@ def check_text(text: str, *, has_image: bool) -> list[str]:
         problems.append(f"record has an image but {placeholders} {IMAGE} placeholders")
     if not has_image and placeholders:
         problems.append(f"{IMAGE} placeholder but no image")
-    tokens = estimate_tokens(text)
-    if tokens > CONTEXT_TOKENS:
-        problems.append(f"about {tokens} tokens, over the {CONTEXT_TOKENS}-token context")
+    if not _fits_by_length(text, placeholders):
+        tokens = estimate_tokens(text)
+        if tokens > CONTEXT_TOKENS:
+            problems.append(f"about {tokens} tokens, over the {CONTEXT_TOKENS}-token context")
     return problems
+
+
+def _fits_by_length(text: str, placeholders: int) -> bool:
+    """True when the text fits the context whatever it says: the bundled byte-level BPE never
+    makes more tokens than the text has UTF-8 bytes, so most texts need no tokenizer run."""
+    from medmax_review.core.tokens import tokenizer
+
+    if tokenizer() is None:
+        return False  # the estimate's own arithmetic is not bounded by bytes: it is computed
+    budget = CONTEXT_TOKENS - placeholders * (IMAGE_TOKENS - len(IMAGE))
+    # A character is at most 4 UTF-8 bytes: most texts are decided without encoding them.
+    return 4 * len(text) <= budget or len(text.encode()) <= budget

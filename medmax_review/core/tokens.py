@@ -19,6 +19,8 @@ _state: dict = {}
 
 def tokenizer():
     """The bundled tokenizer, loaded once per process; None when it cannot be loaded."""
+    if "tokenizer" in _state:  # loaded: no lock needed to read it
+        return _state["tokenizer"]
     with _lock:
         if "tokenizer" not in _state:
             try:

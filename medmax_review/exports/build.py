@@ -44,6 +44,7 @@ IMAGES_DIR = "images"
 IMAGES_ARCHIVE = "images.tar"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
+CHECKED_IMAGES = 100_000  # image names remembered as checked, at most
 
 
 def dataset_version_folder(version: DatasetVersion) -> Path:
@@ -188,8 +189,8 @@ class _Build:
         self.source_names = self.options.get("task_names") == "source"
         self.writer = writers.FORMATS[version.format](folder)
         self.stats = BuildStats()
-        # Image names checked in this batch -> the file to embed (None when not embedding);
-        # reset per batch: a cache, not a record.
+        # Image names checked -> the file to embed (None when not embedding), so each image is
+        # found, verified and placed once; a cache, not a record: emptied when full.
         self.checked: dict[str, Path | None] = {}
         mode = self.options["images"]
         self.image_dir = None  # "none", and formats that embed the bytes: nothing copied
@@ -201,14 +202,16 @@ class _Build:
         self.names = list(SPLITS) if self.options["split"] else [SINGLE_FILE]
         self.media_root = Path(settings.MEDIA_ROOT).resolve()
         self.image_count = 0
+        self.read = 0  # rows of the batches done
 
     def beat(self, *, force: bool = False, **changes) -> None:
-        """Save the heartbeat (and `changes`) while this build still owns the version."""
+        """Save the heartbeat and the rows read so far (and `changes`) while this build still
+        owns the version: by time, not per batch, so small batches cost no extra commits."""
         if not force and not changes and time.monotonic() - self.last_beat < self.beat_every:
             return
         owned = DatasetVersion.objects.filter(
             pk=self.version.pk, status=DatasetVersion.RUNNING, attempts=self.attempt
-        ).update(heartbeat_at=timezone.now(), **changes)
+        ).update(heartbeat_at=timezone.now(), rows_done=self.read, **changes)
         if not owned:
             raise _Superseded()
         self.last_beat = time.monotonic()
@@ -219,13 +222,13 @@ class _Build:
         self.beat(rows_total=total)
         if self.image_dir:
             self.image_dir.mkdir()
-        read = 0
         self.index = changelog.RowIndex(self.folder)
         try:
             for batch in selectors.export_batches(
                 project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
             ):
-                self.checked = {}
+                if len(self.checked) > CHECKED_IMAGES:
+                    self.checked = {}
                 for row in batch:
                     self.beat()
                     line, problems = self._prepare(row)
@@ -238,8 +241,7 @@ class _Build:
                     self._index(row, line, split=split)
                     self.stats.count(row, split)
                     self.stats.embedded += line.image_file is not None
-                read += len(batch)
-                self.beat(rows_done=read)
+                self.read += len(batch)
                 # With DEBUG on, Django keeps every query's SQL; batches of ids would add up.
                 reset_queries()
             self.beat(force=True)  # still ours: publish
@@ -261,7 +263,7 @@ class _Build:
             digests[name] = _write_whole(self.folder / name, text)
         files.fsync_dir(self.folder)
         manifest = self.stats.manifest(
-            version=self.version, digests=digests, read=read, empty_splits=empty,
+            version=self.version, digests=digests, read=self.read, empty_splits=empty,
             image_count=self.image_count,
         )
         manifest["changelog"] = changes
@@ -371,12 +373,12 @@ class _Build:
         checked against the hash before they are published.
         """
         sha, ext = row.image_sha256, row.image_format.lower()
-        if not _SHA256.match(sha) or not _EXT.match(ext):
-            return None, None, "image has no valid content hash or format in the store"
         name = f"{sha}.{ext}"
         relative = f"{IMAGES_DIR}/{name}"
-        if name in self.checked:
+        if name in self.checked:  # its hash and format were checked with it
             return relative, self.checked[name], ""
+        if not _SHA256.match(sha) or not _EXT.match(ext):
+            return None, None, "image has no valid content hash or format in the store"
         source = (self.media_root / row.image_file).resolve()
         if not source.is_relative_to(self.media_root):
             return None, None, "image file lies outside the image store"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
+WRITE_BYTES = 1 << 16
 
 
 class Abandoned(Exception):  # noqa: N818 - a signal, not an error
@@ -51,18 +52,31 @@ class AtomicFile:
         self.temp = partial_name(self.final)
         self.temp.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.temp, "wb")  # noqa: SIM115 - closed by commit() or abort()
+        # Rows are small: hashed and written in pieces of about WRITE_BYTES, not one by one.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     def write(self, text: str | bytes) -> None:
         """Append text (UTF-8) or bytes; `lines` counts the calls (one row each for JSONL)."""
         data = text.encode("utf-8") if isinstance(text, str) else text
-        self._fh.write(data)
-        self.digest.update(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
         self.size += len(data)
         self.lines += 1
+        if self._pending_size >= WRITE_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._fh.write(data)
+        self.digest.update(data)
+        self._pending.clear()
+        self._pending_size = 0
 
     def commit(self, final: Path | None = None) -> FileDigest:
         """Publish under the final name (or `final`, when it is only known at the end)."""
         self.final = final or self.final
+        self._flush()
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()

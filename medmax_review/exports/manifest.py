@@ -5,7 +5,9 @@ Counters only: their size depends on the number of tasks, sources and licences, 
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import medmax_review
 from medmax_review.exports import cards, selectors
@@ -16,22 +18,39 @@ EXCLUDED_LISTED = 1000  # rows listed one by one in the manifest; the rest only 
 _DIGITS = re.compile(r"\d+")
 
 
+_KEYS = ("task", "source", "license", "split", "credential")
+
+
+class _Combo(NamedTuple):
+    """What one row is counted by (written as a plain tuple per row: cheaper)."""
+
+    task: str
+    source: str
+    license_or_none: str
+    split: str
+    credential: str
+    license: str
+    citation: str
+    template_ref: str
+    template_version: int
+    model: str
+
+
+def _combos(counter: Counter) -> Iterator[tuple[_Combo, int]]:
+    return ((_Combo._make(combo), rows) for combo, rows in counter.items())
+
+
 @dataclass
 class BuildStats:
     """The counts of one build, from which its manifest is written."""
 
     rows: int = 0
-    by: dict[str, Counter] = field(
-        default_factory=lambda: {k: Counter() for k in ("task", "source", "license", "split",
-                                                          "credential")}
-    )
-    uses: Counter = field(default_factory=Counter)  # (source, licence) -> rows
-    citations: dict = field(default_factory=dict)  # (source, licence) -> first citation met
+    # Rows per combination of what the manifest counts by (one update per row; the combinations
+    # are few), in the order first met: the first citation of a source and licence is kept.
+    combos: Counter = field(default_factory=Counter)
     excluded: int = 0
     excluded_reasons: Counter = field(default_factory=Counter)
     excluded_rows: list = field(default_factory=list)
-    templates: set = field(default_factory=set)
-    models: set = field(default_factory=set)
     reviews: int = 0
     reviewed: int = 0
     multi_reviewed: int = 0
@@ -40,21 +59,49 @@ class BuildStats:
 
     def count(self, row: selectors.ExportRow, split: str) -> None:
         self.rows += 1
-        for key, value in (("task", row.task), ("source", row.source),
-                           ("license", row.license or "(none)"), ("split", split),
-                           ("credential", row.credential)):
-            self.by[key][value] += 1
-        self.uses[(row.source, row.license)] += 1
-        self.citations.setdefault((row.source, row.license), row.citation)
-        self.templates.add(f"{row.template_ref} (v{row.template_version})")
-        if row.model:
-            self.models.add(row.model)
+        self.combos[(row.task, row.source, row.license or "(none)", split, row.credential,
+                     row.license, row.citation, row.template_ref, row.template_version,
+                     row.model)] += 1
         review = row.review
-        self.reviews += review.human_verdicts
-        self.reviewed += review.human_verdicts > 0
-        if review.human_verdicts > 1:
-            self.multi_reviewed += 1
-            self.unanimous += review.unanimous
+        if review.human_verdicts:
+            self.reviews += review.human_verdicts
+            self.reviewed += 1
+            if review.human_verdicts > 1:
+                self.multi_reviewed += 1
+                self.unanimous += review.unanimous
+
+    @property
+    def by(self) -> dict[str, Counter]:
+        """Rows by task, source, licence, split and credential."""
+        out = {key: Counter() for key in _KEYS}
+        for combo, rows in self.combos.items():
+            for key, value in zip(_KEYS, combo[:len(_KEYS)], strict=True):
+                out[key][value] += rows
+        return out
+
+    @property
+    def uses(self) -> Counter:
+        """(source, licence) -> rows."""
+        out = Counter()
+        for combo, rows in _combos(self.combos):
+            out[(combo.source, combo.license)] += rows
+        return out
+
+    @property
+    def citations(self) -> dict:
+        """(source, licence) -> the first citation met."""
+        out = {}
+        for combo, _ in _combos(self.combos):
+            out.setdefault((combo.source, combo.license), combo.citation)
+        return out
+
+    @property
+    def templates(self) -> set[str]:
+        return {f"{c.template_ref} (v{c.template_version})" for c, _ in _combos(self.combos)}
+
+    @property
+    def models(self) -> set[str]:
+        return {c.model for c, _ in _combos(self.combos) if c.model}
 
     def exclude(self, row: selectors.ExportRow, reasons: list[str]) -> None:
         self.excluded += 1
@@ -66,8 +113,9 @@ class BuildStats:
             )
 
     def source_uses(self) -> list[cards.SourceUse]:
+        citations = self.citations
         return [
-            cards.SourceUse(source, license_, rows, self.citations[(source, license_)])
+            cards.SourceUse(source, license_, rows, citations[(source, license_)])
             for (source, license_), rows in sorted(self.uses.items())
         ]
 

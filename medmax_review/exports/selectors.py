@@ -1,4 +1,4 @@
-"""Reads for exports: approved candidates in id batches, with their record, image and reviews."""
+"""Reads for exports: approved candidates with their record, image and reviews, in batches."""
 
 import datetime as dt
 from collections import defaultdict
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
-from django.db.models.fields.json import KeyTransform
+from django.db.models.fields.json import KT, KeyTextTransform, KeyTransform
 from django.utils import timezone
 
 from medmax_review.exports.models import DatasetVersion
@@ -22,7 +22,6 @@ from medmax_review.review.models import (
     Decision,
 )
 from medmax_review.review.selectors import verdicts_standing
-from medmax_review.sources.models import ImageAsset, SourceRecord
 
 # Verdicts count toward agreement; skip and flag do not.
 VERDICTS = (APPROVE, EDIT, REJECT, ADJUDICATE)
@@ -40,7 +39,7 @@ class Review:
     final: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class ExportRow:
     candidate_id: int
     record_id: int
@@ -96,92 +95,83 @@ def export_count(*, project: Project, options: dict) -> int:
     return export_queryset(project=project, options=options).count()
 
 
+# The candidate, its record and image in one row. Keys the import kept in JSON are read as
+# text (no JSON decoding per row): the file's own task spelling, MedMax image_path value
+# (only "" matters: see ExportRow) and the source's citation.
 _COLUMNS = (
     "id", "record_id", "task", "instruction", "context", "response", "image_position",
-    "template_ref", "template_version", "provenance__model", "edited",
-    # Kept by the import: the file's own task spelling and MedMax image_path value.
-    "provenance__task_name", "provenance__image_path",
+    "template_ref", "template_version", "model_text", "edited", "task_name_text",
+    "image_path_text", "image_path_kept", "record__source", "record__license",
+    "record__credential", "record__image__sha256", "record__image__format",
+    "record__image__file", "citation_text",
 )
 
 
 def export_batches(
     *, project: Project, options: dict, batch_size: int = 2000
 ) -> Iterator[list[ExportRow]]:
-    """Rows in id order, one batch at a time: keyset on id, so memory stays flat at any size.
-
-    Only the needed columns are read; records, images and decisions are fetched per batch.
+    """Rows in id order, `batch_size` at a time, from one server-side cursor over candidates,
+    records and images (a named cursor on PostgreSQL: memory stays flat at any size, and the
+    whole export reads one snapshot). Reviews are read per batch, by the batch's id range.
     """
-    base = export_queryset(project=project, options=options).order_by("id").annotate(
+    with_scores = bool(options.get("provenance"))
+    rows = export_queryset(project=project, options=options).order_by("id").annotate(
+        model_text=KT("provenance__model"),
+        task_name_text=KT("provenance__task_name"),
+        image_path_text=KT("provenance__image_path"),
         # A kept null reads as None, like a key never kept: has_key tells them apart.
         image_path_kept=ExpressionWrapper(
             Q(provenance__has_key="image_path"), output_field=BooleanField()
-        )
-    )
-    columns = _COLUMNS + ("image_path_kept",) + (("scores",) if options.get("provenance") else ())
-    last_id = 0
-    while True:
-        rows = list(base.filter(id__gt=last_id).values_list(*columns)[:batch_size])
-        if not rows:
-            return
-        last_id = rows[-1][0]
-        yield _join(rows, with_scores=bool(options.get("provenance")))
+        ),
+        citation_text=KeyTextTransform("source_citation", "record__meta"),
+    ).values_list(*_COLUMNS, *(("scores",) if with_scores else ()))
+    batch = []
+    for row in rows.iterator(chunk_size=batch_size):
+        batch.append(row)
+        if len(batch) == batch_size:
+            yield _rows(batch, project=project, with_scores=with_scores)
+            batch = []
+    if batch:
+        yield _rows(batch, project=project, with_scores=with_scores)
 
 
-def _text(value) -> str:
-    # A JSON key read through the ORM may hold any JSON value, or nothing.
-    return value if isinstance(value, str) else ""
-
-
-def _join(rows: list[tuple], *, with_scores: bool) -> list[ExportRow]:
-    records = {
-        r[0]: r
-        for r in SourceRecord.objects.filter(id__in={row[1] for row in rows}).values_list(
-            "id", "source", "license", "credential", "image_id", "meta__source_citation"
-        )
-    }
-    image_ids = {r[4] for r in records.values() if r[4]}
-    images = {
-        i[0]: i
-        for i in ImageAsset.objects.filter(id__in=image_ids).values_list(
-            "id", "sha256", "file", "format"
-        )
-    }
-    reviews = _reviews([row[0] for row in rows])
+def _rows(batch: list[tuple], *, project: Project, with_scores: bool) -> list[ExportRow]:
+    reviews = _reviews(project=project, first=batch[0][0], last=batch[-1][0])
+    no_review = Review()
     out = []
-    for row in rows:
+    for row in batch:
         (cid, record_id, task, instruction, context, response, position, template_ref,
-         template_version, model, edited, task_name, image_path_imported, kept) = row[:14]
-        _, source, license_, credential, image_id, citation = records[record_id]
-        image = images.get(image_id) if image_id else None
+         template_version, model, edited, task_name, image_path, kept, source, license_,
+         credential, sha, image_format, image_file, citation) = row[:21]
         out.append(ExportRow(
             candidate_id=cid, record_id=record_id, task=task, instruction=instruction,
             context=context, response=response, image_position=position,
-            template_ref=template_ref, template_version=template_version,
-            model=_text(model), edited=edited,
-            scores=row[14] if with_scores else None,
-            source=source, license=license_, credential=credential,
-            image_sha256=image[1] if image else "", image_format=image[3] if image else "",
-            image_file=image[2] if image else "",
-            review=reviews.get(cid, Review()),
-            task_name=_text(task_name),
+            template_ref=template_ref, template_version=template_version, model=model or "",
+            edited=edited, scores=row[21] if with_scores else None, source=source,
+            license=license_, credential=credential, image_sha256=sha or "",
+            image_format=image_format or "", image_file=image_file or "",
+            review=reviews.get(cid, no_review), task_name=task_name or "",
             image_path_kept=bool(kept),
-            image_path_imported=image_path_imported if image_path_imported == "" else None,
-            citation=_text(citation),
+            image_path_imported="" if image_path == "" else None, citation=citation or "",
         ))
     return out
 
 
-def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
-    """Each candidate's reviews as review.selectors.verdicts_standing defines them, plus the
-    decision in force. An adjudication is not a verdict (so not in the agreement figures),
-    but one that settles a candidate counts as one agreeing review toward min_agreeing: an
-    adjudicator read the disagreement and approved."""
+def _reviews(*, project: Project, first: int, last: int) -> dict[int, Review]:
+    """Each candidate's reviews, from `first` to `last` id, as review.selectors.
+    verdicts_standing defines them, plus the decision in force. An adjudication is not a
+    verdict (so not in the agreement figures), but one that settles a candidate counts as one
+    agreeing review toward min_agreeing: an adjudicator read the disagreement and approved.
+
+    By id range rather than a list of ids: one bound pair instead of thousands of parameters.
+    """
+    in_range = Q(candidate_id__gte=first, candidate_id__lte=last)
     standing = defaultdict(list)
-    for cid, reviewer, action in verdicts_standing(candidate_ids=candidate_ids).values_list(
+    for cid, reviewer, action in verdicts_standing(project=project).filter(in_range).values_list(
         "candidate_id", "reviewer__username", "action"
     ):
         standing[cid].append((reviewer, action))
-    final = _final_decisions(candidate_ids)
+    final = _final_decisions(project=project, in_range=in_range)
     out = {}
     for cid in set(standing) | set(final):
         review = Review(final=final.get(cid, ""))
@@ -198,13 +188,13 @@ def _reviews(candidate_ids: list[int]) -> dict[int, Review]:
     return out
 
 
-def _final_decisions(candidate_ids: list[int]) -> dict[int, str]:
+def _final_decisions(*, project: Project, in_range: Q) -> dict[int, str]:
     """The decision in force per candidate: its latest decision not undone (one query; a batch
     holds a few decisions per candidate, so reading them all costs less than a second plan for
     PostgreSQL's DISTINCT ON)."""
     final = {}
     for cid, action in (
-        Decision.objects.filter(candidate_id__in=candidate_ids, undone_by__isnull=True)
+        Decision.objects.filter(in_range, candidate__project=project, undone_by__isnull=True)
         .exclude(action=UNDO).order_by("candidate_id", "id").values_list("candidate_id", "action")
     ):
         final[cid] = action

@@ -8,8 +8,8 @@ import redis
 from django.conf import settings
 
 from medmax_review.celery import app
-from medmax_review.review.models import Candidate
 from medmax_review.review.candidates import CandidateSpec, candidates_create
+from medmax_review.review.models import Candidate
 from medmax_review.scoring.tasks import score_candidates
 from medmax_review.sources.models import SourceRecord
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import orjson
+
 from medmax_review.core.medmax import IMAGE, SEPARATOR
 from medmax_review.exports.files import AtomicFile, FileDigest
 
@@ -22,7 +24,7 @@ def hf_split(split: str) -> str:
     return HF_SINGLE if split == SINGLE else split
 
 
-@dataclass
+@dataclass(slots=True)
 class ExportLine:
     """What a writer needs for one row; built by the engine from the database and checked first."""
 
@@ -58,13 +60,24 @@ class ExportLine:
         out.update(self.provenance or {})
         return out
 
+    def closed_json(self, obj: dict, *, end: bytes = b"\n") -> bytes:
+        """`obj` closed by the shared columns, as compact JSON followed by `end` (a JSONL line)."""
+        return json_compact({**obj, **self.shared_columns()},
+                            floats=self.provenance is not None) + end
 
-def json_compact(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
+def json_compact(obj, *, floats: bool = False) -> bytes:
+    """Compact JSON, UTF-8 kept as is: the bytes of json.dumps(obj, ensure_ascii=False,
+    separators=(",", ":")).
 
-def json_line(obj) -> str:
-    return json_compact(obj) + "\n"
+    orjson writes exactly those bytes for strings, integers, booleans, None, lists and dicts, at a
+    fraction of the cost; floats it spells its own way (1e-05 as 1e-5), so an object that may hold
+    one (`floats`: the provenance columns' scores) goes through json.
+    """
+    if floats:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(obj)
+
 
 
 class Writer:
@@ -100,7 +113,7 @@ class Writer:
         """Why this format cannot hold the row ("" when it can); counted in the manifest."""
         return ""
 
-    def encode(self, row: ExportLine) -> str:
+    def encode(self, row: ExportLine) -> bytes:
         raise NotImplementedError
 
     def write(self, split: str, row: ExportLine) -> None:

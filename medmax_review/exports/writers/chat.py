@@ -2,7 +2,7 @@
 parts, and an `images` list with one path per image part."""
 
 from medmax_review.core.medmax import IMAGE
-from medmax_review.exports.writers.base import ExportLine, Writer, json_line
+from medmax_review.exports.writers.base import ExportLine, Writer
 
 
 def content_parts(segment: str) -> list[dict]:
@@ -20,7 +20,7 @@ class ChatWriter(Writer):
     name = "chat"
     label = "Chat JSONL (TRL: messages + images)"
 
-    def encode(self, row: ExportLine) -> str:
+    def encode(self, row: ExportLine) -> bytes:
         # TRL's processors pair image parts with `images` one to one: a row without an image
         # file (credentialed, text-only) has neither.
         prompt, answer = row.turns()
@@ -31,4 +31,4 @@ class ChatWriter(Writer):
             ],
             "images": [row.image_path] if row.image_path is not None else [],
         }
-        return json_line({**obj, **row.shared_columns()})
+        return row.closed_json(obj)

@@ -5,7 +5,7 @@ human turn. The array is written item by item, never held whole."""
 
 from medmax_review.core.medmax import IMAGE
 from medmax_review.exports.files import AtomicFile
-from medmax_review.exports.writers.base import ExportLine, Writer, json_compact
+from medmax_review.exports.writers.base import ExportLine, Writer
 
 IMAGE_IN_RESPONSE = "image in the response: LLaVA's format takes images as input only"
 
@@ -22,7 +22,7 @@ class LlavaWriter(Writer):
     def opened(self, handle: AtomicFile) -> None:
         handle.write("[\n")
 
-    def encode(self, row: ExportLine) -> str:
+    def encode(self, row: ExportLine) -> bytes:
         prompt, answer = row.turns()
         item = {"id": row.key}
         if row.image_path is not None:
@@ -33,7 +33,7 @@ class LlavaWriter(Writer):
             {"from": "human", "value": prompt},
             {"from": "gpt", "value": answer},
         ]
-        return json_compact({**item, **row.shared_columns()})
+        return row.closed_json(item, end=b"")
 
     def finishing(self, handle: AtomicFile) -> None:
         handle.write("\n]\n")

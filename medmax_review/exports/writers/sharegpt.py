@@ -5,7 +5,7 @@ content a string holding one `<image>` token where each image goes, an `images` 
 
 import json
 
-from medmax_review.exports.writers.base import ExportLine, Writer, hf_split, json_line
+from medmax_review.exports.writers.base import ExportLine, Writer, hf_split
 
 DATASET_INFO = "dataset_info.json"
 ENTRY_PREFIX = "medmax_review"
@@ -19,7 +19,7 @@ class SharegptWriter(Writer):
     def top_names(cls, splits: list[str]) -> list[str]:
         return [*super().top_names(splits), DATASET_INFO]
 
-    def encode(self, row: ExportLine) -> str:
+    def encode(self, row: ExportLine) -> bytes:
         prompt, answer = row.turns()
         obj = {
             "messages": [
@@ -28,7 +28,7 @@ class SharegptWriter(Writer):
             ],
             "images": [row.image_path] if row.image_path is not None else [],
         }
-        return json_line({**obj, **row.shared_columns()})
+        return row.closed_json(obj)
 
     def extra_files(self) -> dict[str, str]:
         # One entry per split file: LLaMA-Factory loads a local file_name as one "train" split,
