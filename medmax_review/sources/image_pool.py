@@ -1,5 +1,6 @@
 """New images verified on every core: decoding is the one step of an import bound by the CPU,
-and each image stands alone.
+and each image stands alone. `start` returns at once, so the import reads its next batch while
+the pool decodes this one.
 
 The pool starts with the first batch that has enough new images and lasts the whole import.
 Where it cannot start (a daemonic worker process may not have children, a sandbox without
@@ -9,9 +10,8 @@ semaphores), or if it breaks, the images are checked in this process instead.
 import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
 
 from django.conf import settings
 
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # Fewer new images than this are checked here: starting workers costs more than they save.
 POOL_MIN = 64
+# AssertionError: multiprocessing's refusal to start children from a daemonic process;
+# CancelledError: the rest of a batch once the pool was given up.
+POOL_FAILURES = (BrokenProcessPool, CancelledError, OSError, ValueError, AssertionError)
 
 
 def cores() -> int:
@@ -30,8 +33,27 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+class Checking:
+    """Images being checked; `results()` waits for them, in the order they were given."""
+
+    def __init__(self, checker: "ImageChecker", chunks: list[list], futures: list[Future | None]):
+        self.checker, self.chunks, self.futures = checker, chunks, futures
+
+    def results(self) -> list[ImageInfo | str]:
+        out: list[ImageInfo | str] = []
+        for chunk, future in zip(self.chunks, self.futures, strict=True):
+            if future is not None:
+                try:
+                    out += future.result()
+                    continue
+                except POOL_FAILURES as exc:
+                    self.checker.give_up(exc)
+            out += self.checker.here(chunk)
+        return out
+
+
 class ImageChecker:
-    """Verify and write new images: `check([(data, sha256), ...])` -> [ImageInfo | problem]."""
+    """Verify and write new images: `start([(data, sha256), ...]).results()`."""
 
     def __init__(self, *, workers: int | None = None):
         self.workers = workers or cores()
@@ -39,24 +61,29 @@ class ImageChecker:
         self._usable = self.workers > 1
         self.checked = 0  # images decoded, here or in the pool
 
-    def check(self, items: list[tuple[bytes, str]]) -> list[ImageInfo | str]:
-        limits = Limits(settings.MEDMAX_MAX_IMAGE_BYTES, settings.MEDMAX_MAX_IMAGE_PIXELS)
-        media_root = str(settings.MEDIA_ROOT)
+    def start(self, items: list[tuple[bytes, str]]) -> Checking:
         self.checked += len(items)
         pool = self._pool_for(len(items))
-        if pool is not None:
+        if pool is None:
+            return Checking(self, [items], [None])
+        size = -(-len(items) // self.workers)  # one chunk per worker: one round trip each
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        futures: list[Future | None] = []
+        for chunk in chunks:
             try:
-                return list(pool.map(
-                    verify_and_write, (d for d, _ in items), (s for _, s in items),
-                    repeat(media_root), repeat(limits),
-                    chunksize=max(1, len(items) // (self.workers * 4)),
-                ))
-            # AssertionError: multiprocessing's refusal to start children in a daemonic process.
-            except (BrokenProcessPool, OSError, AssertionError) as exc:
-                log.warning("image pool failed (%s); checking images in this process", exc)
-                self._usable = False
-                self.close()
-        return [verify_and_write(data, sha, media_root, limits) for data, sha in items]
+                futures.append(pool.submit(verify_and_write, chunk, *self._args()))
+            except POOL_FAILURES as exc:
+                self.give_up(exc)
+                futures.append(None)
+        return Checking(self, chunks, futures)
+
+    def here(self, items: list[tuple[bytes, str]]) -> list[ImageInfo | str]:
+        return verify_and_write(items, *self._args())
+
+    @staticmethod
+    def _args() -> tuple[str, Limits]:
+        return str(settings.MEDIA_ROOT), Limits(settings.MEDMAX_MAX_IMAGE_BYTES,
+                                                settings.MEDMAX_MAX_IMAGE_PIXELS)
 
     def _pool_for(self, count: int) -> ProcessPoolExecutor | None:
         if self._pool is None and self._usable and count >= POOL_MIN:
@@ -66,10 +93,16 @@ class ImageChecker:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
                 )
-            except (OSError, ValueError) as exc:
-                log.warning("no image pool (%s); checking images in this process", exc)
-                self._usable = False
+            except POOL_FAILURES as exc:
+                self.give_up(exc)
         return self._pool
+
+    def give_up(self, exc: Exception) -> None:
+        if self._usable:
+            log.warning("image pool unavailable (%s: %s); checking images in this process",
+                        type(exc).__name__, exc)
+        self._usable = False
+        self.close()
 
     def close(self) -> None:
         if self._pool is not None:

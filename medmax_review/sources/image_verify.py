@@ -84,11 +84,17 @@ def file_write_once(target: Path, data: bytes) -> None:
     os.replace(tmp, target)
 
 
-def verify_and_write(data: bytes, sha256: str, media_root: str, limits: Limits) -> ImageInfo | str:
-    """One new image, in whichever process: its details once written, or why it was refused."""
-    try:
-        info = verify(data, limits)
-    except ImageRejected as exc:
-        return str(exc)
-    file_write_once(Path(media_root) / relative_path(sha256, info.ext), data)
-    return info
+def verify_and_write(items: list[tuple[bytes, str]], media_root: str,
+                     limits: Limits) -> list[ImageInfo | str]:
+    """New images [(data, sha256)], in whichever process: each one's details once written,
+    or why it was refused."""
+    out: list[ImageInfo | str] = []
+    for data, sha256 in items:
+        try:
+            info = verify(data, limits)
+        except ImageRejected as exc:
+            out.append(str(exc))
+            continue
+        file_write_once(Path(media_root) / relative_path(sha256, info.ext), data)
+        out.append(info)
+    return out

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 
-from medmax_review.sources.image_pool import ImageChecker
+from medmax_review.sources.bulk_write import rows_insert
 from medmax_review.sources.image_verify import (
     ALLOWED_FORMATS,
     ImageInfo,
@@ -24,7 +25,7 @@ from medmax_review.sources.image_verify import (
 from medmax_review.sources.models import ImageAsset
 
 __all__ = ["ALLOWED_FORMATS", "CheckedImage", "ImageRejected", "image_check", "image_file_write",
-           "image_path", "image_store", "images_store_hashed", "images_store_many"]
+           "image_path", "image_store", "images_add", "images_store_many", "images_stored"]
 
 
 @dataclass(frozen=True)
@@ -61,38 +62,25 @@ def image_file_write(checked: CheckedImage) -> CheckedImage:
     return dataclasses.replace(checked, data=b"")
 
 
-def images_store_hashed(
-    *, fresh: dict[str, tuple[bytes, str]], checker: ImageChecker
-) -> dict[str, int | str]:
-    """Images by the SHA-256 of their bytes ({sha256: (data, modality)}), stored once:
-    {sha256: ImageAsset id, or why the bytes were refused}.
+def images_stored(*, sha256s) -> dict[str, int]:
+    """{sha256: ImageAsset id} of the images already stored among these: one query."""
+    return dict(ImageAsset.objects.filter(sha256__in=sha256s).values_list("sha256", "id"))
 
-    One query finds those already stored, which are not decoded again; only the rest are
-    verified (by `checker`, on every core), written and added, in two more queries.
-    """
-    found: dict[str, int | str] = dict(
-        ImageAsset.objects.filter(sha256__in=fresh).values_list("sha256", "id")
-    )
-    new = [sha for sha in fresh if sha not in found]
-    if not new:
-        return found
-    results = checker.check([(fresh[sha][0], sha) for sha in new])
-    verified: dict[str, ImageInfo] = {}
-    for sha, result in zip(new, results, strict=True):
-        if isinstance(result, str):
-            found[sha] = result
-        else:
-            verified[sha] = result
-    if verified:
-        ImageAsset.objects.bulk_create(
-            [ImageAsset(sha256=sha, file=relative_path(sha, info.ext), format=info.format,
-                        width=info.width, height=info.height, size_bytes=len(fresh[sha][0]),
-                        modality=fresh[sha][1][:40])
-             for sha, info in verified.items()],
-            ignore_conflicts=True,  # a concurrent import may store the same image
-        )
-        found.update(ImageAsset.objects.filter(sha256__in=verified).values_list("sha256", "id"))
-    return found
+
+def images_add(*, verified: dict[str, tuple[ImageInfo, int, str]]) -> dict[str, int]:
+    """Rows for images verified and written ({sha256: (info, size in bytes, modality)}):
+    {sha256: ImageAsset id}."""
+    rows = [{"sha256": sha, "file": relative_path(sha, info.ext), "format": info.format,
+             "width": info.width, "height": info.height, "size_bytes": size,
+             "modality": modality[:40]}
+            for sha, (info, size, modality) in verified.items()]
+    try:
+        with transaction.atomic():
+            return dict(zip(verified, rows_insert(model=ImageAsset, rows=rows), strict=True))
+    except IntegrityError:
+        # A concurrent import stored some of them first.
+        ImageAsset.objects.bulk_create([ImageAsset(**row) for row in rows], ignore_conflicts=True)
+        return images_stored(sha256s=verified)
 
 
 def images_store_many(

@@ -1,12 +1,14 @@
 """The rows of an import, a batch at a time: images looked up by the hash of their bytes,
 records written with COPY (see bulk_write), the candidates MedMax rows carry created with them.
 
-Per batch: each image file the run has not met is read and hashed once, one query finds which
-hashes are stored already, and only the others are decoded (see image_pool). Progress is
-written once a second, not per batch.
+Each image file the run has not met is read and hashed once; one query per batch finds which
+hashes are stored already, and only the others are decoded, by the image pool while the next
+batch is read: a batch's rows are written once the next one is in hand. Progress is written
+once a second, not per batch.
 """
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,20 +19,24 @@ from django.utils import timezone
 
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources.bulk_write import rows_insert
-from medmax_review.sources.image_pool import ImageChecker
+from medmax_review.sources.image_pool import Checking, ImageChecker
 from medmax_review.sources.images import (
     CheckedImage,
     ImageRejected,
     image_check,
     image_file_write,
-    images_store_hashed,
+    images_add,
     images_store_many,
+    images_stored,
 )
 from medmax_review.sources.models import ImportRun, SourceRecord
 from medmax_review.sources.readers import dicom, formats
 from medmax_review.sources.readers.base import MISSING_TEXT, ParsedRow, needs_text
 
-BATCH_SIZE = 500
+# Rows per batch: each batch costs a few round trips and a commit, whatever its size. A batch
+# is also cut once it has read BATCH_IMAGE_BYTES of new image files, to bound memory.
+BATCH_SIZE = 2000
+BATCH_IMAGE_BYTES = 128 * 1024 * 1024
 IMAGE_FOLDER_WORDS = ("img", "image")
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 
@@ -48,12 +54,32 @@ class _Loaded:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A row's image, settled by the hash of its bytes when the row's batch is written."""
+    """A row's image, settled by the hash of its bytes before the row's batch is written."""
 
     key: object  # into Importer.assets
     field: str
-    ref: str  # the path as the row gave it; "" for embedded bytes
+
+
+@dataclass
+class _Unsettled:
+    """An image read and hashed, not yet known to be stored; its bytes are let go once its
+    batch has looked it up."""
+
+    sha256: str
+    data: bytes | None
+    ref: str  # the path as the first row gave it, for messages; "" for embedded bytes
     modality: str
+
+
+@dataclass
+class _Lookup:
+    """A batch's new images: those found stored, and the checking of the others."""
+
+    keys: list
+    stored: dict[str, int]
+    new: list[str]
+    sizes: dict[str, tuple[int, str]]  # sha256 -> (bytes, modality) of each new image
+    checking: Checking | None
 
 
 def presets_write(presets: dict) -> tuple[dict, dict]:
@@ -80,11 +106,14 @@ class Importer:
         # DICOM files and files that cannot be used, by resolved path: read once per run.
         self.images: dict[Path, _Loaded | str] = {}
         # Plain images for the whole run, by (images folder, path as written) or by the SHA-256
-        # of embedded bytes: the file (Path) or bytes to hash until the batch is written, then
-        # the ImageAsset id, or why the image was refused.
-        self.assets: dict[object, Path | bytes | int | str] = {}
+        # of embedded bytes: unsettled until their batch looked them up, then the ImageAsset
+        # id, or why the image was refused.
+        self.assets: dict[object, _Unsettled | int | str] = {}
         self.subfolders: dict[Path, list[Path]] = {}
         self.bases: dict[Path, Path] = {}
+        self.folders: dict[tuple[Path, str], Path] = {}  # (images folder, subfolder) -> resolved
+        self.waiting: tuple | None = None  # (batch, lookup, approved note) read, not written
+        self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = 0.0
         self.errors_written = 0
 
@@ -95,7 +124,7 @@ class Importer:
             for row in source.reader.read(source.path, source.display, **extra):
                 self.report.rows += 1
                 batch.append((row, self._image_for(row, source) if not row.errors else None))
-                if len(batch) >= BATCH_SIZE:
+                if len(batch) >= BATCH_SIZE or self.batch_bytes >= BATCH_IMAGE_BYTES:
                     self._flush(batch, approved_note=self._note(source))
                     batch = []
                 else:
@@ -103,6 +132,7 @@ class Importer:
             if batch:
                 self._flush(batch, approved_note=self._note(source))
                 batch = []
+            self._drain()
         self._progress(force=True)
 
     def _note(self, source) -> str:
@@ -124,8 +154,10 @@ class Importer:
                 return main
             # Embedded bytes (Parquet) repeat across rows: hashed here, decoded once if new.
             digest = hashlib.sha256(data).hexdigest()
-            self.assets.setdefault(digest, data)
-            return _Pending(digest, "image", "", modality)
+            if digest not in self.assets:
+                self.assets[digest] = _Unsettled(digest, data, "", modality)
+                self.batch_bytes += len(data)
+            return _Pending(digest, "image")
         if not row.image_ref:
             return None
         field_name = "image_path" if source.fmt == formats.MEDMAX else "image"
@@ -133,14 +165,15 @@ class Importer:
             source.images_dir, source.images_dir.resolve())
         key = (base, row.image_ref)
         if key in self.assets:
-            return _Pending(key, field_name, row.image_ref, modality)
+            return _Pending(key, field_name)
         target = self._target(row, base, field_name)
         if target is None:
             return None
-        found = self.images[target] if target in self.images else self._first_look(target, row.image_ref)
-        if found is None:  # a plain image file: hashed with its batch
-            self.assets[key] = target
-            return _Pending(key, field_name, row.image_ref, modality)
+        found = self.images.get(target) or self._first_look(target, row.image_ref, modality)
+        if isinstance(found, _Unsettled):
+            self.assets[key] = found
+            self.batch_bytes += len(found.data)
+            return _Pending(key, field_name)
         if isinstance(found, str):
             # Credentialed rows are often shared without their images: keep the text alone.
             if not (row.record.get("credential") == "yes" and found.startswith("image file not found")):
@@ -157,7 +190,7 @@ class Importer:
         if Path(row.image_ref).is_absolute():
             row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
             return None
-        target = (base / row.image_ref).resolve()
+        target = self._resolve(base, row.image_ref)
         if not target.is_relative_to(base):
             row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
             return None
@@ -165,10 +198,22 @@ class Importer:
             target = self._in_subfolder(base, row.image_ref) or target
         return target
 
-    def _first_look(self, target: Path, ref: str) -> _Loaded | str | None:
-        """A file no row named before: None for a plain image file (kept by its hash later)."""
-        found = self._unpack(target) or self._load(target, ref)
-        if found is not None:
+    def _resolve(self, base: Path, ref: str) -> Path:
+        """base / ref with every link resolved; each folder is resolved once per run (a dataset
+        has a few folders and many files), then only the file itself is checked for a link."""
+        folder, _, name = ref.replace(os.sep, "/").rpartition("/")
+        parent = self.folders.get((base, folder))
+        if parent is None:
+            parent = self.folders[base, folder] = (base / folder).resolve()
+        target = parent / name
+        if name in ("", ".", "..") or target.is_symlink():
+            return (base / ref).resolve()
+        return target
+
+    def _first_look(self, target: Path, ref: str, modality: str) -> _Loaded | _Unsettled | str:
+        """A file no row named before, read once: a plain image is kept by its hash."""
+        found = self._unpack(target) or self._load(target, ref, modality)
+        if not isinstance(found, _Unsettled):
             self.images[target] = found
         return found
 
@@ -198,15 +243,20 @@ class Importer:
         return None
 
     @staticmethod
-    def _load(target: Path, ref: str) -> _Loaded | str | None:
-        if not target.is_file():
-            return f"image file not found: {ref}"
+    def _load(target: Path, ref: str, modality: str) -> _Loaded | _Unsettled | str:
         limit = settings.MEDMAX_MAX_IMAGE_BYTES
-        size = target.stat().st_size
-        if size > limit:
-            return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
-        if not dicom.is_dicom(target):
-            return None
+        try:
+            with open(target, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > limit:
+                    return f"image {ref} is {size} bytes, over the limit of {limit} bytes"
+                data = fh.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return f"image file not found: {ref}"
+        except OSError as exc:
+            return f"{ref}: cannot be read ({exc.strerror or exc})"
+        if not dicom.has_preamble(data):
+            return _Unsettled(hashlib.sha256(data).hexdigest(), data, ref, modality)
         rendered = dicom.load(target)
         if isinstance(rendered, tuple):
             return f"{ref}: {rendered[1]}"
@@ -221,35 +271,63 @@ class Importer:
                    **({"presets": described} if described else {})},
         )
 
-    def _settle(self, pending: list[_Pending]) -> None:
-        """Hash the batch's new files and store what is new, before the rows' transaction: a
-        stored image stays stored even if the rows are written again after a conflict."""
+    def _flush(self, batch, *, approved_note: str) -> None:
+        """Look this batch's images up and start checking the new ones; write the batch
+        before it, whose images the pool checked meanwhile."""
+        lookup = self._look_up([image for _, image in batch if isinstance(image, _Pending)])
+        self.batch_bytes = 0
+        self._drain()
+        self.waiting = (batch, lookup, approved_note)
+
+    def _drain(self) -> None:
+        if self.waiting is None:
+            return
+        batch, lookup, approved_note = self.waiting
+        self.waiting = None
+        # One commit per batch, its new images with its rows: each commit waits for the disk.
+        with transaction.atomic():
+            if lookup is not None:
+                self._settle(lookup)
+            self._commit(batch, approved_note=approved_note)
+
+    def _look_up(self, pending: list[_Pending]) -> _Lookup | None:
         fresh: dict[str, tuple[bytes, str]] = {}
-        hashed: dict[object, tuple[str, str]] = {}  # key -> (sha256, ref)
+        keys = []
         for p in pending:
             value = self.assets[p.key]
-            if isinstance(value, int | str) or p.key in hashed:
-                continue
-            if isinstance(value, bytes):
-                data, sha = value, p.key
-            else:
-                try:
-                    data = value.read_bytes()
-                except OSError as exc:
-                    self.assets[p.key] = f"{p.ref}: cannot be read ({exc.strerror or exc})"
-                    continue
-                sha = hashlib.sha256(data).hexdigest()
-            hashed[p.key] = (sha, p.ref)
-            fresh.setdefault(sha, (data, p.modality))
-        if not fresh:
-            return
-        stored = images_store_hashed(fresh=fresh, checker=self.checker)
-        for key, (sha, ref) in hashed.items():
-            result = stored[sha]
-            self.assets[key] = f"{ref}: {result}" if isinstance(result, str) and ref else result
+            if not isinstance(value, _Unsettled) or value.data is None:
+                continue  # settled, or in an earlier batch's lookup
+            fresh.setdefault(value.sha256, (value.data, value.modality))
+            value.data = None
+            keys.append(p.key)
+        if not keys:
+            return None
+        stored = images_stored(sha256s=fresh)
+        new = [sha for sha in fresh if sha not in stored]
+        return _Lookup(
+            keys=keys, stored=stored, new=new,
+            sizes={sha: (len(fresh[sha][0]), fresh[sha][1]) for sha in new},
+            checking=self.checker.start([(fresh[sha][0], sha) for sha in new]) if new else None,
+        )
 
-    def _flush(self, batch, *, approved_note: str) -> None:
-        self._settle([image for _, image in batch if isinstance(image, _Pending)])
+    def _settle(self, lookup: _Lookup) -> None:
+        """Store the new images the pool accepted, outside the rows' savepoint: a stored
+        image stays stored even if the rows are written again after a conflict."""
+        found: dict[str, int | str] = dict(lookup.stored)
+        if lookup.checking is not None:
+            verified = {}
+            for sha, result in zip(lookup.new, lookup.checking.results(), strict=True):
+                if isinstance(result, str):
+                    found[sha] = result
+                else:
+                    verified[sha] = (result, *lookup.sizes[sha])
+            found.update(images_add(verified=verified))
+        for key in lookup.keys:
+            value = self.assets[key]
+            result = found[value.sha256]
+            self.assets[key] = f"{value.ref}: {result}" if isinstance(result, str) and value.ref else result
+
+    def _commit(self, batch, *, approved_note: str) -> None:
         good = []
         for row, image in batch:
             if isinstance(image, _Pending):

@@ -33,10 +33,14 @@ HU_MODALITIES = {"CT"}
 def is_dicom(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
+            return has_preamble(fh.read(132))
     except OSError:
         return False
+
+
+def has_preamble(head: bytes) -> bool:
+    """A DICOM file's bytes: 128 bytes of preamble, then "DICM"."""
+    return head[128:132] == b"DICM"
 
 
 def _first(value):
