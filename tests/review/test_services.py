@@ -62,7 +62,12 @@ def test_candidate_peek_next_follows_claim_visibility(project, reviewer, reviewe
     assert selectors.candidate_peek_next(project=project, user=reviewer, exclude_id=last.pk) is None
 
 
-def test_candidate_peek_next_plan_uses_slot_queue_index(project, reviewer, make_candidates):
+@pytest.mark.parametrize(("order", "index"), [
+    ("likely_bad", "slot_queue_risk_idx"), ("uncertain", "slot_queue_uncertain_idx"),
+    ("scores", "slot_queue_idx"),
+])
+def test_candidate_peek_next_plan_uses_slot_queue_index(project, reviewer, make_candidates,
+                                                        order, index):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -70,6 +75,8 @@ def test_candidate_peek_next_plan_uses_slot_queue_index(project, reviewer, make_
 
     if connection.vendor != "postgresql":
         pytest.skip("the partial queue index is planned by PostgreSQL")
+    project.queue_order = order
+    project.save(update_fields=["queue_order"])
     current, _ = make_candidates(2, priorities=[0.9, 0.5])
     with CaptureQueriesContext(connection) as queries:
         selectors.candidate_peek_next(project=project, user=reviewer, exclude_id=current.pk)
@@ -82,7 +89,7 @@ def test_candidate_peek_next_plan_uses_slot_queue_index(project, reviewer, make_
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute("EXPLAIN " + sql)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "slot_queue_idx" in plan, plan
+    assert f"{index} on" in plan, plan
     assert "Limit" in plan.splitlines()[0], plan
 
 
