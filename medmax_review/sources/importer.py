@@ -114,7 +114,7 @@ class Importer:
         self.folders: dict[tuple[Path, str], Path] = {}  # (images folder, subfolder) -> resolved
         self.waiting: tuple | None = None  # (batch, lookup, approved note) read, not written
         self.batch_bytes = 0  # of image files read for the batch being read
-        self.last_progress = 0.0
+        self.last_progress = float("-inf")  # the first row is shown at once
         self.errors_written = 0
 
     def run(self, inputs) -> None:
