@@ -10,6 +10,8 @@ semaphores), or if it breaks, the images are checked in this process instead.
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -24,6 +26,23 @@ POOL_MIN = 64
 # AssertionError: multiprocessing's refusal to start children from a daemonic process;
 # CancelledError: the rest of a batch once the pool was given up.
 POOL_FAILURES = (BrokenProcessPool, CancelledError, OSError, ValueError, AssertionError)
+
+
+def watch_parent(pid: int) -> None:
+    """Runs in each pool worker: end it once the importing process is gone. A worker whose
+    importer was killed would otherwise wait for work forever (and keep the forkserver up)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, under another user id
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
 def cores() -> int:
@@ -91,7 +110,8 @@ class ImageChecker:
                 # forkserver: workers start from a clean process, not a copy of this one with
                 # its database connection and threads.
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+                    max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                    initializer=watch_parent, initargs=(os.getpid(),),
                 )
             except POOL_FAILURES as exc:
                 self.give_up(exc)

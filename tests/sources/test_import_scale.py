@@ -4,6 +4,10 @@ ones are only counted, and progress and the DEBUG query log do not grow with the
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -17,6 +21,8 @@ from medmax_review.sources.image_pool import ImageChecker
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.services import ERRORS_KEPT, import_run_create, records_import
 from tests.sources.conftest import demo_row, png_bytes, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -225,3 +231,46 @@ def test_records_import_keeps_no_query_log_under_debug(project, image_folder, se
 
     assert report.created == 200
     assert len(connection.queries_log) < 20  # the last batch's at most, not twenty batches'
+
+
+IMPORTER_KILLED = """
+import os, sys, time
+import django
+django.setup()
+from medmax_review.sources.image_pool import ImageChecker
+from tests.sources.conftest import png_bytes
+checker = ImageChecker(workers=2)
+checker.start([(png_bytes(color=i), f"{i:064x}") for i in range(70)]).results()
+print(" ".join(str(pid) for pid in checker._pool._processes), flush=True)
+time.sleep(60)
+"""
+
+
+def test_image_pool_workers_end_when_the_importing_process_is_killed(tmp_path):
+    # Given an importing process whose pool has started
+    env = {**os.environ, "MEDIA_ROOT": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "medmax_review.settings"}
+    importer_process = subprocess.Popen([sys.executable, "-c", IMPORTER_KILLED], env=env,
+                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    workers = [int(pid) for pid in importer_process.stdout.readline().split()]
+    assert len(workers) == 2
+
+    # When it is killed, as a worker lost mid-import is
+    importer_process.send_signal(signal.SIGKILL)
+    importer_process.wait(timeout=10)
+
+    # Then its pool workers end too
+    give_up = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < give_up, "pool workers outlived their importer"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone but for its exit status, which its parent (the forkserver) collects.
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(") ")[1][0] != "Z"
