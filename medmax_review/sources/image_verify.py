@@ -77,8 +77,11 @@ def file_write_once(target: Path, data: bytes) -> None:
     """Write the file unless it is there; write then rename, so a reader never sees half."""
     if target.exists():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    except FileNotFoundError:  # the first image of its folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, target)

@@ -64,7 +64,7 @@ def image_file_write(checked: CheckedImage) -> CheckedImage:
 
 def images_stored(*, sha256s) -> dict[str, int]:
     """{sha256: ImageAsset id} of the images already stored among these: one query."""
-    return dict(ImageAsset.objects.filter(sha256__in=sha256s).values_list("sha256", "id"))
+    return dict(ImageAsset.objects.filter(sha256__in_array=sha256s).values_list("sha256", "id"))
 
 
 def images_add(*, verified: dict[str, tuple[ImageInfo, int, str]]) -> dict[str, int]:

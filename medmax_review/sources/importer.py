@@ -111,7 +111,7 @@ class Importer:
         self.assets: dict[object, _Unsettled | int | str] = {}
         self.subfolders: dict[Path, list[Path]] = {}
         self.bases: dict[Path, Path] = {}
-        self.folders: dict[tuple[Path, str], Path] = {}  # (images folder, subfolder) -> resolved
+        self.folders: dict[tuple[Path, str], str] = {}  # (images folder, subfolder) -> resolved
         self.waiting: tuple | None = None  # (batch, lookup, approved note) read, not written
         self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = float("-inf")  # the first row is shown at once
@@ -187,7 +187,7 @@ class Importer:
         return found.checked
 
     def _target(self, row: ParsedRow, base: Path, field_name: str) -> Path | None:
-        if Path(row.image_ref).is_absolute():
+        if os.path.isabs(row.image_ref):
             row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
             return None
         target = self._resolve(base, row.image_ref)
@@ -204,11 +204,11 @@ class Importer:
         folder, _, name = ref.replace(os.sep, "/").rpartition("/")
         parent = self.folders.get((base, folder))
         if parent is None:
-            parent = self.folders[base, folder] = (base / folder).resolve()
-        target = parent / name
-        if name in ("", ".", "..") or target.is_symlink():
+            parent = self.folders[base, folder] = str((base / folder).resolve())
+        target = os.path.join(parent, name)
+        if name in ("", ".", "..") or os.path.islink(target):
             return (base / ref).resolve()
-        return target
+        return Path(target)
 
     def _first_look(self, target: Path, ref: str, modality: str) -> _Loaded | _Unsettled | str:
         """A file no row named before, read once: a plain image is kept by its hash."""
@@ -372,8 +372,8 @@ class Importer:
             (source, external_id): None
             for source, external_id in SourceRecord.objects.filter(
                 project=self.project,
-                source__in={s for s, _ in keys},
-                external_id__in={e for _, e in keys},
+                source__in_array={s for s, _ in keys},
+                external_id__in_array={e for _, e in keys},
             ).values_list("source", "external_id")
         }
         fresh: list[dict] = []
