@@ -10,6 +10,7 @@ once a second, not per batch.
 import hashlib
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from medmax_review.sources.readers.base import MISSING_TEXT, ParsedRow, needs_te
 # is also cut once it has read BATCH_IMAGE_BYTES of new image files, to bound memory.
 BATCH_SIZE = 2000
 BATCH_IMAGE_BYTES = 128 * 1024 * 1024
+# Batches read but not yet written, while the pool checks their new images.
+IN_FLIGHT = 2
 IMAGE_FOLDER_WORDS = ("img", "image")
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 
@@ -112,7 +115,7 @@ class Importer:
         self.subfolders: dict[Path, list[Path]] = {}
         self.bases: dict[Path, Path] = {}
         self.folders: dict[tuple[Path, str], str] = {}  # (images folder, subfolder) -> resolved
-        self.waiting: tuple | None = None  # (batch, lookup, approved note) read, not written
+        self.waiting: deque[tuple] = deque()  # (batch, lookup, approved note), oldest first
         self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = float("-inf")  # the first row is shown at once
         self.errors_written = 0
@@ -272,23 +275,21 @@ class Importer:
         )
 
     def _flush(self, batch, *, approved_note: str) -> None:
-        """Look this batch's images up and start checking the new ones; write the batch
-        before it, whose images the pool checked meanwhile."""
+        """Look this batch's images up and start checking the new ones; write the oldest
+        batches, whose images the pool checked meanwhile."""
         lookup = self._look_up([image for _, image in batch if isinstance(image, _Pending)])
         self.batch_bytes = 0
-        self._drain()
-        self.waiting = (batch, lookup, approved_note)
+        self.waiting.append((batch, lookup, approved_note))
+        self._drain(keep=IN_FLIGHT)
 
-    def _drain(self) -> None:
-        if self.waiting is None:
-            return
-        batch, lookup, approved_note = self.waiting
-        self.waiting = None
-        # One commit per batch, its new images with its rows: each commit waits for the disk.
-        with transaction.atomic():
-            if lookup is not None:
-                self._settle(lookup)
-            self._commit(batch, approved_note=approved_note)
+    def _drain(self, *, keep: int = 0) -> None:
+        while len(self.waiting) > keep:
+            batch, lookup, approved_note = self.waiting.popleft()
+            # One commit per batch, its new images with its rows: each commit waits for the disk.
+            with transaction.atomic():
+                if lookup is not None:
+                    self._settle(lookup)
+                self._commit(batch, approved_note=approved_note)
 
     def _look_up(self, pending: list[_Pending]) -> _Lookup | None:
         fresh: dict[str, tuple[bytes, str]] = {}
