@@ -39,9 +39,13 @@ import django  # noqa: E402
 django.setup()
 
 from medmax_review.core.medmax import IMAGE_BEFORE_INSTRUCTION, IMAGE_CAPTIONING, VQA  # noqa: E402
-from medmax_review.scoring.scorers import near_duplicate  # noqa: E402
+from medmax_review.scoring.scorers import grounding, near_duplicate  # noqa: E402
 from medmax_review.scoring.scorers.base import ScoreInput  # noqa: E402
-from medmax_review.scoring.services import candidate_scores_compute, priority_for  # noqa: E402
+from medmax_review.scoring.services import (  # noqa: E402
+    BATCH_SIZE,
+    candidate_scores_compute,
+    priority_for,
+)
 
 DEMO = ROOT / "demo_data"
 CANDIDATES_PER_IMAGE = 5
@@ -97,6 +101,8 @@ def score_all(items: list[tuple[int, ScoreInput]]) -> tuple[float, float, int]:
     flagged = 0
     start, cpu_start = time.perf_counter(), time.process_time()
     for index, (image, item) in enumerate(items):
+        if index % BATCH_SIZE == 0:  # as the service does: one model call per batch
+            grounding.embeddings_prepare([i for _, i in items[index : index + BATCH_SIZE]])
         scores = candidate_scores_compute(item=item)
         sig = near_duplicate.minhash(f"{item.instruction}\n{item.context}\n{item.response}")
         signatures.append(sig)
@@ -162,24 +168,59 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--db", action="store_true",
                         help="score end to end through the database (see the module docstring)")
+    parser.add_argument("--compare", action="store_true",
+                        help="both, on the same candidates in one run: the scorers alone, then "
+                             "through the database, and the ratio of their wall-clock speeds")
+    parser.add_argument("--embeddings", action="store_true",
+                        help="grounding with the sentence-embedding model (when installed)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if not args.embeddings:
+        grounding._model_state["model"] = None
     rows = demo_rows()
-    rates = []
-    mode = "end to end through the database" if args.db else "in memory"
-    print(f"scoring throughput, one process, {mode}, {len(rows)} demo records as seeds")
-    print(f"{'candidates':>11} {'cpu s':>9} {'wall s':>9} {'cand/s/core':>12} {'near-dups':>10}")
-    if args.db:
+    modes = ["memory", "db"] if args.compare else ["db" if args.db else "memory"]
+    grounding_method = "embeddings" if grounding.embedding_model() else "lexical"
+    print(f"scoring throughput, one process, {' vs '.join(modes)}, grounding {grounding_method},"
+          f" {len(rows)} demo records as seeds")
+    print(f"{'candidates':>11} {'mode':>7} {'cpu s':>9} {'wall s':>9} {'cand/s/core':>12} "
+          f"{'cand/s wall':>12} {'near-dups':>10}")
+    if "db" in modes:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+    results = []
+    score_all(synthetic(200, rows))  # builds the NLP pipelines once, before anything is timed
     for size in args.sizes:
         items = synthetic(size, rows)
-        cpu, wall, flagged = score_in_db(items) if args.db else score_all(items)
-        rates.append(size / cpu)
-        print(f"{size:>11} {cpu:>9.2f} {wall:>9.2f} {size / cpu:>12.0f} {flagged:>10}")
-    if len(rates) > 1:
-        print(f"throughput ratio largest/smallest size: {rates[-1] / rates[0]:.2f} "
-              f"(1.00 = cost per candidate independent of project size)")
+        for mode in modes:
+            _caches_clear()
+            cpu, wall, flagged = score_in_db(items) if mode == "db" else score_all(items)
+            results.append({"size": size, "mode": mode, "cpu_s": cpu, "wall_s": wall,
+                            "per_cpu_s": size / cpu, "per_s": size / wall, "near_dups": flagged})
+            print(f"{size:>11} {mode:>7} {cpu:>9.2f} {wall:>9.2f} {size / cpu:>12.0f} "
+                  f"{size / wall:>12.0f} {flagged:>10}", flush=True)
+    for mode in modes:
+        rates = [r["per_cpu_s"] for r in results if r["mode"] == mode]
+        if len(rates) > 1:
+            print(f"{mode}: throughput ratio largest/smallest size {rates[-1] / rates[0]:.2f} "
+                  f"(1.00 = cost per candidate independent of project size)")
+    if args.compare:
+        for size in args.sizes:
+            mem, db = (next(r for r in results if r["size"] == size and r["mode"] == m)
+                       for m in ("memory", "db"))
+            print(f"{size:>11}: through the database at {db['per_s'] / mem['per_s']:.0%} of the "
+                  f"scorers' own speed (wall clock; the database server's work included)")
+    if args.json:
+        args.json.write_text(json.dumps({"grounding": grounding_method, "results": results},
+                                        indent=2))
+
+
+def _caches_clear() -> None:
+    """Each measurement starts cold: parsed texts and sentence vectors are cached per process."""
+    from medmax_review.scoring.scorers import assertion
+
+    assertion.parse.cache_clear()
+    grounding._vectors.clear()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from itertools import count
 
-from django.db.models import Case, F, FloatField, Value, When
+from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -52,23 +52,19 @@ def slot_risk(candidate: Candidate) -> float:
 
 
 def slots_order_sync(*, candidates: Collection[Candidate]) -> int:
-    """Copy the candidates' queue order (priority and reject risk) onto their open slots that
-    lag it: slots just re-scored, and any opened since with values copied before."""
-    by_id = {c.pk: c for c in candidates}
-    lagging = set(
-        ReviewSlot.objects.filter(candidate_id__in=by_id, state=ReviewSlot.OPEN)
-        .exclude(priority=F("candidate__priority"), risk=Coalesce("candidate__reject_risk", -1.0))
-        .values_list("candidate_id", flat=True)
-    )
-    if not lagging:
+    """Copy the candidates' saved queue order (priority and reject risk) onto their open slots
+    that lag it: slots just re-scored, and any opened since with values copied before. One
+    statement, whatever the number of candidates."""
+    ids = [c.pk for c in candidates]
+    if not ids:
         return 0
-
-    def each(value_of):
-        return Case(*[When(candidate_id=i, then=Value(value_of(by_id[i]))) for i in lagging],
-                    output_field=FloatField())
-
-    return ReviewSlot.objects.filter(candidate_id__in=lagging, state=ReviewSlot.OPEN).update(
-        priority=each(lambda c: c.priority), risk=each(slot_risk))
+    own = Candidate.objects.filter(pk=OuterRef("candidate_id"))
+    return (
+        ReviewSlot.objects.filter(candidate_id__in=ids, state=ReviewSlot.OPEN)
+        .exclude(priority=F("candidate__priority"), risk=Coalesce("candidate__reject_risk", -1.0))
+        .update(priority=Subquery(own.values("priority")[:1]),
+                risk=Subquery(own.values(r=Coalesce("reject_risk", -1.0))[:1]))
+    )
 
 
 def slots_close(*, candidate_ids: Collection[int]) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 from django.db import transaction
 
 from medmax_review.core.bands import NA
+from medmax_review.core.bulk_update import rows_update
 from medmax_review.review.models import PENDING, REJECT, Candidate
 from medmax_review.review.queue import slots_order_sync
 from medmax_review.review.selectors import verdicts_standing
@@ -189,7 +190,7 @@ def _risks_write(*, project, model: RejectModel, held_out: dict[int, float]) -> 
         last = batch[-1].pk
         changed = risks_assign(batch, model=model, held_out=held_out)
         with transaction.atomic():
-            Candidate.objects.bulk_update(changed, ["reject_risk", "reject_risk_detail"])
+            rows_update(objs=changed, fields=["reject_risk", "reject_risk_detail"])
             slots_order_sync(candidates=[c for c in changed if c.status == PENDING])
 
 

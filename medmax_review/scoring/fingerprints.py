@@ -4,7 +4,9 @@ their LSH bands, stored once and looked up by indexed equality (never all pairs)
 import hashlib
 from collections import defaultdict
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from medmax_review.review.models import Candidate
 from medmax_review.scoring.models import (
@@ -15,6 +17,7 @@ from medmax_review.scoring.models import (
 )
 from medmax_review.scoring.scorers import image as image_scorer
 from medmax_review.scoring.scorers import near_duplicate
+from medmax_review.sources.bulk_write import rows_insert
 from medmax_review.sources.images import image_path
 
 
@@ -99,16 +102,28 @@ def candidate_signatures_ensure(*, candidates: list[Candidate]) -> dict[int, lis
     if stale:
         with transaction.atomic():
             CandidateSignature.objects.filter(candidate_id__in=[c.id for c, *_ in stale]).delete()
-            signatures = CandidateSignature.objects.bulk_create([
-                CandidateSignature(candidate=c, project_id=c.project_id, text_sha1=sha1, minhash=mh)
+            # COPY on PostgreSQL: a batch's bands are tens of thousands of rows.
+            signature_ids = rows_insert(model=CandidateSignature, rows=[
+                {"candidate_id": c.id, "project_id": c.project_id, "text_sha1": sha1, "minhash": mh}
                 for c, sha1, mh, _ in stale
             ])
-            CandidateBand.objects.bulk_create([
-                CandidateBand(signature=s, project_id=c.project_id, candidate_id_copy=c.id, key=key)
-                for s, (c, _, mh, has_text) in zip(signatures, stale, strict=True) if has_text
+            rows_insert(model=CandidateBand, rows=[
+                {"signature_id": s, "project_id": c.project_id, "candidate_id_copy": c.id, "key": key}
+                for s, (c, _, mh, has_text) in zip(signature_ids, stale, strict=True) if has_text
                 for key in near_duplicate.lsh_bands(mh, scope=c.record.image_id or 0)
-            ], batch_size=2000)
+            ])
     return result
+
+
+def _bands_sharing(*, project_id: int, keys: set[int], below: int) -> list[tuple[int, int]]:
+    """(key, candidate id) of the project's bands with one of these keys, of candidates before
+    `below`. A batch has thousands of keys: on PostgreSQL they go as one array parameter."""
+    bands = CandidateBand.objects.filter(project_id=project_id, candidate_id_copy__lt=below)
+    if connection.vendor != "postgresql":
+        return list(bands.filter(key__in=keys).values_list("key", "candidate_id_copy"))
+    column = f'{connection.ops.quote_name(CandidateBand._meta.db_table)}."key"'
+    any_key = RawSQL(f"{column} = ANY(%s)", [list(keys)], output_field=BooleanField())
+    return list(bands.filter(any_key).values_list("key", "candidate_id_copy"))
 
 
 def earlier_near_duplicates(*, candidates: list[Candidate]) -> dict[int, list[tuple[int, float]]]:
@@ -126,9 +141,9 @@ def earlier_near_duplicates(*, candidates: list[Candidate]) -> dict[int, list[tu
     for project_id, members in by_project.items():
         all_keys = {k for c in members for k in keys_of[c.id]}
         sharing = defaultdict(set)
-        for key, other in CandidateBand.objects.filter(
-            project_id=project_id, key__in=all_keys, candidate_id_copy__lt=max(c.id for c in members)
-        ).values_list("key", "candidate_id_copy"):
+        for key, other in _bands_sharing(
+            project_id=project_id, keys=all_keys, below=max(c.id for c in members)
+        ):
             sharing[key].add(other)
         pairs = {
             (c.id, other) for c in members for k in keys_of[c.id] for other in sharing[k]

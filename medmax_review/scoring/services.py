@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from medmax_review.core.bulk_update import rows_update
 from medmax_review.core.checks import reject_reason_for
 from medmax_review.core.medmax import IMAGE_NONE
 from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate, Decision
@@ -161,8 +162,8 @@ def _score_batch(
     changed = list({c.pk: c for c in changed + risks_assign(batch)}.values())
     with transaction.atomic():
         if changed:
-            Candidate.objects.bulk_update(
-                changed, ["scores", "priority", "reject_risk", "reject_risk_detail"])
+            rows_update(objs=changed,
+                        fields=["scores", "priority", "reject_risk", "reject_risk_detail"])
         slots_order_sync(candidates=batch)
         _auto_reject(batch)
 
