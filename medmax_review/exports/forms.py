@@ -4,7 +4,7 @@ from medmax_review.core.medmax import TASK_CHOICES
 from medmax_review.exports import services
 from medmax_review.exports.writers import FORMATS
 from medmax_review.projects.models import Project
-from medmax_review.sources.models import SourceRecord
+from medmax_review.sources.selectors import record_source_licences
 
 
 class ExportForm(forms.Form):
@@ -54,10 +54,7 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
-        pairs = (
-            SourceRecord.objects.filter(project=project)
-            .values_list("source", "license").distinct().order_by("source", "license")
-        )
+        pairs = record_source_licences(project=project)
         sources = sorted({s for s, _ in pairs})
         licenses = sorted({lic for _, lic in pairs if lic})
         self.fields["sources"].choices = [(s, s) for s in sources]

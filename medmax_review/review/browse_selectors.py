@@ -28,6 +28,7 @@ from medmax_review.review.models import (
 )
 from medmax_review.review.textdiff import word_diff
 from medmax_review.sources.models import SourceRecord
+from medmax_review.sources.selectors import record_source_licences
 
 BANDS = (GOOD, FAIR, POOR, FAIL)
 PAGE_SIZE = 50
@@ -213,17 +214,10 @@ def candidates_browse(
 
 def browse_choices(*, project: Project) -> dict:
     """Values offered in the filter form; each read is small (records or a recent sample)."""
-    sources = (
-        SourceRecord.objects.filter(project=project)
-        .order_by("source").values_list("source", flat=True).distinct()
-    )
-    licenses = (
-        SourceRecord.objects.filter(project=project)
-        .exclude(license="").order_by("license").values_list("license", flat=True).distinct()
-    )
+    pairs = record_source_licences(project=project)
     return {
-        "sources": list(sources),
-        "licenses": list(licenses),
+        "sources": sorted({source for source, _ in pairs}),
+        "licenses": sorted({lic for _, lic in pairs if lic}),
         "score_names": score_names_recent(project=project),
         "reviewers": list(
             project.memberships.select_related("user").order_by("user__username")

@@ -1,3 +1,4 @@
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from medmax_review.core.access import may_read_credentialed
@@ -49,3 +50,30 @@ def _credentials_seen(*, user, shas: list[str]) -> set[str]:
             image__sha256__in=shas, project__memberships__user=user
         ).values_list("credential", flat=True).distinct()
     )
+
+
+# Each next distinct (source, licence) pair is one probe of record_filter_idx: the filter
+# choices cost the same in a project of a thousand records or of millions.
+_PAIRS_SQL = """
+WITH RECURSIVE pairs AS (
+    (SELECT source, license FROM sources_sourcerecord WHERE project_id = %(p)s
+     ORDER BY source, license LIMIT 1)
+    UNION ALL
+    SELECT next.source, next.license FROM pairs, LATERAL (
+        SELECT source, license FROM sources_sourcerecord
+        WHERE project_id = %(p)s AND (source, license) > (pairs.source, pairs.license)
+        ORDER BY source, license LIMIT 1
+    ) AS next
+)
+SELECT source, license FROM pairs
+"""
+
+
+def record_source_licences(*, project: Project) -> list[tuple[str, str]]:
+    """The project's distinct (source, licence) pairs, sorted."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_PAIRS_SQL, {"p": project.pk})
+            return cursor.fetchall()
+    return list(SourceRecord.objects.filter(project=project).values_list("source", "license")
+                .distinct().order_by("source", "license"))
