@@ -7,6 +7,7 @@ CELERY_BROKER_URL); a test needing a service that is absent fails in CI and skip
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,35 @@ def require_service(what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
+    from django.core.cache import cache
+
+    cache.clear()  # pages cache their counts: no test sees another's
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
     # Files the set-up commands keep (the accounts list) stay out of the checkout's var/.
     settings.VAR_DIR = tmp_path / "var"
+
+
+class _CacheClock:
+    def __init__(self):
+        self.now = time.time()
+
+    def time(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The local-memory cache's own clock (nobody else's), empty at the start: advance
+    `clock.now` to expire what a page cached."""
+    from django.core.cache import cache
+    from django.core.cache.backends import locmem
+
+    cache.clear()
+    fake = _CacheClock()
+    monkeypatch.setattr(locmem, "time", fake)
+    yield fake
+    cache.clear()
 
 
 @pytest.fixture

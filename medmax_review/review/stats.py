@@ -11,9 +11,11 @@ from collections.abc import Hashable, Iterable
 from itertools import combinations
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Window
 from django.db.models.functions import Lag
+from django.utils import timezone
 
 from medmax_review.projects.models import Project
 from medmax_review.review.browse_selectors import BANDS
@@ -347,8 +349,22 @@ def chart_values(
             "label_width": label_width, "bars": bars, "unit": unit, "decimals": decimals}
 
 
+STATS_SECONDS = 60  # the page's figures may lag this much; computing them reads every verdict
+
+
 def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> dict:
-    """Everything the stats page draws; a reviewer sees only their own throughput."""
+    """Everything the stats page draws; a reviewer sees only their own throughput. Computed at
+    most once per STATS_SECONDS per project and viewer (each web process keeps its own copy)."""
+    key = f"project-stats:{project.pk}:{project.created_at.timestamp()}:{reviewer_only_id}"
+    data = cache.get(key)
+    if data is None:
+        data = _dashboard_compute(project=project, reviewer_only_id=reviewer_only_id)
+        data["computed_at"] = timezone.now()
+        cache.set(key, data, STATS_SECONDS)
+    return data
+
+
+def _dashboard_compute(*, project: Project, reviewer_only_id: int | None) -> dict:
     throughput = reviewer_throughput(project=project, reviewer_id=reviewer_only_id)
     data = {
         "throughput_chart": chart_values(

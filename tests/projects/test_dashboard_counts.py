@@ -1,30 +1,7 @@
 """The project dashboard's counts are cached for half a minute, then counted again."""
 
-import time
-
-import pytest
-from django.core.cache import cache
-from django.core.cache.backends import locmem
-
 from medmax_review.projects import selectors
 from medmax_review.sources.models import SourceRecord
-
-
-class _Clock:
-    def __init__(self):
-        self.now = time.time()
-
-    def time(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    cache.clear()
-    fake = _Clock()
-    monkeypatch.setattr(locmem, "time", fake)  # the cache's own clock, nobody else's
-    yield fake
-    cache.clear()
 
 
 def _record(project, n):

@@ -1,6 +1,8 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from medmax_review.review import stats
@@ -117,3 +119,19 @@ def test_project_stats_kappa_shown(client, project, activity, admin_user):
     assert pair is not None
     expected = stats.cohen_kappa([("approve", "approve")] * 3 + [("reject", "approve")] * 2)
     assert float(pair.group(1)) == pytest.approx(expected, abs=0.005)
+
+
+def test_stats_are_computed_once_a_minute(client, project, activity, admin_user, clock):
+    client.force_login(admin_user)
+
+    def queries_of_a_visit():
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(_url(project)).content.decode()
+        assert 'data-testid="computed-at"' in html
+        return len(queries)
+
+    computed = queries_of_a_visit()
+    cached = queries_of_a_visit()
+    assert cached <= computed - 5  # the session, user and project only
+    clock.now += stats.STATS_SECONDS + 1
+    assert queries_of_a_visit() == computed
