@@ -15,7 +15,6 @@ from django.utils import timezone
 BATCH_SIZE = 500  # rows per INSERT where there is no COPY
 
 
-@models.CharField.register_lookup
 class InArray(In):
     """`field__in_array=values`: IN, sent to PostgreSQL as one array (`= ANY(%s)`) rather than a
     placeholder per value, which the driver would parse again in every query of a batch's
@@ -26,6 +25,11 @@ class InArray(In):
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
+# Text and integer keys; a relation's own lookups stay as Django defines them.
+models.CharField.register_lookup(InArray)
+models.IntegerField.register_lookup(InArray)
 
 
 def _fields(model) -> list[models.Field]:

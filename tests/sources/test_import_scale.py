@@ -275,3 +275,14 @@ def _alive(pid: int) -> bool:
     # A zombie is gone but for its exit status, which its parent (the forkserver) collects.
     with open(f"/proc/{pid}/stat") as fh:
         return fh.read().split(") ")[1][0] != "Z"
+
+
+def test_in_array_finds_what_in_finds(project):
+    ids = rows_insert(model=SourceRecord, rows=[
+        {"project_id": project.pk, "source": "s", "external_id": f"e{i}"} for i in range(4)])
+    records = SourceRecord.objects.filter(project=project)
+
+    assert set(records.filter(external_id__in_array={"e1", "e3", "x"}).values_list("id", flat=True)) \
+        == {ids[1], ids[3]}
+    assert list(records.filter(external_id__in_array=set())) == []
+    assert records.filter(image_id=None, credential__in_array=["no"]).count() == 4
