@@ -1,124 +1,170 @@
-"""Generation wall time against a local OpenAI-compatible stub with a fixed added latency.
+"""Generation wall time against a loopback OpenAI-compatible stub with a fixed latency, run by
+real Celery workers, next to the ideal: records x latency / requests in flight.
 
-Compares a generation job (requests kept in flight by a thread pool, candidates saved in
-batches) with a plain loop that sends one request at a time and saves nothing. Uses a fresh
-SQLite database in a temporary folder, so it touches no other data.
+Each size is one job launched the way the web page launches it (job_create: its chunks are
+sent to the `generation` queue once it commits), timed until the job is done, first with one
+worker process and then with two sharing it. The stub counts the requests it has open at
+once (the tests' stub server), so the table also shows that two workers keep the job's total within its limit.
+Scoring messages wait on the `scoring` queue, which no worker here consumes: this measures
+generation alone.
 
-    .venv/bin/python bench/bench_generation.py [--latency 0.2] [--sizes 16 32 64]
+Needs PostgreSQL and Redis on 127.0.0.1 (its own database and Redis db, both emptied):
+
+    .venv/bin/python bench/bench_generation.py [--latency 0.2] [--sizes 64 256 1024]
+        [--concurrency 8] [--workers 1 2] [--json PATH]
 """
 
 import argparse
 import json
 import os
-import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PORTS = range(8130, 8140)
+DATABASE = "medmax_bench_generation"
+BROKER = "redis://127.0.0.1:6379/12"
 
 
-def stub_server(latency: float) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _ensure_database() -> None:
+    import psycopg
 
-        def log_message(self, *args):
-            pass
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            time.sleep(latency)
-            content = json.dumps({"instruction": "What does the image show?", "response": "A CT."})
-            data = json.dumps({
-                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-            }).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-    for port in PORTS:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-                server.daemon_threads = True
-                threading.Thread(target=server.serve_forever, daemon=True).start()
-                return server
-    raise SystemExit(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+def _workers(count: int, env: dict, logs: Path) -> list[subprocess.Popen]:
+    """`count` Celery worker processes on the generation queue, each one request pipeline."""
+    processes = []
+    for n in range(count):
+        log = logs / f"worker{count}-{n}.log"
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-P", "solo",
+             "-Q", "generation", "--hostname", f"bench{n}@%h", "--without-mingle",
+             "--without-gossip", "-l", "INFO"],
+            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    for n in range(count):
+        log = logs / f"worker{count}-{n}.log"
+        while b"ready." not in log.read_bytes():
+            if time.monotonic() > deadline or processes[n].poll() is not None:
+                raise SystemExit(f"worker did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+    return processes
+
+
+def _records(size: int, tag: str):
+    from medmax_review.projects.services import project_get_or_create
+    from medmax_review.sources.models import ImageAsset, SourceRecord
+
+    project, _ = project_get_or_create(slug=f"bench-{tag}", name=f"bench {tag}")
+    images = ImageAsset.objects.bulk_create([
+        ImageAsset(sha256=f"{tag:>16}{i:048d}".replace(" ", "0"), file=f"bench/{tag}/{i}.png",
+                   format="png", width=1, height=1, size_bytes=1) for i in range(size)])
+    SourceRecord.objects.bulk_create([
+        SourceRecord(project=project, source="bench", external_id=str(i), image=image,
+                     question=f"Is finding {i} present?", answer="yes")
+        for i, image in enumerate(images)])
+    return project
+
+
+def _run(size: int, tag: str, stub) -> dict:
+    """One job of `size` records, from launch to done, with whatever workers are running."""
+    from medmax_review.core import medmax
+    from medmax_review.generation import services
+    from medmax_review.generation.models import GenerationJob
+
+    project = _records(size, tag)
+    stub.requests.clear()
+    stub.peak = 0
+    started = time.perf_counter()
+    job = services.job_create(project=project, task=medmax.VQA, backend="openai",
+                              model="stub", base_url=stub.base_url)
+    while True:
+        status = GenerationJob.objects.filter(pk=job.pk).values_list("status", flat=True)[0]
+        if status not in (GenerationJob.PENDING, GenerationJob.RUNNING):
+            break
+        time.sleep(0.01)
+    wall = time.perf_counter() - started
+    job.refresh_from_db()
+    assert (job.status, job.done) == (GenerationJob.DONE, size), (job.status, job.error, job.done)
+    return {"records": size, "wall_s": round(wall, 3), "chunks": job.chunks.count(),
+            "peak_in_flight": stub.peak, "requests": len(stub.requests)}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.2, help="seconds added per request")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--concurrency", type=int, default=8, help="the job's requests in flight")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    server = stub_server(args.latency)
-    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    workdir = tempfile.mkdtemp(prefix="bench-generation-")
-    os.environ.update({
-        "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3", "MEDMAX_VAR_DIR": workdir,
-        "CELERY_BROKER_URL": "memory://", "LLM_ALLOWED_BASE_URLS": base_url,
-        "LLM_CONCURRENCY": str(args.concurrency), "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "medmax_review.settings",
-    })
+    workdir = Path(tempfile.mkdtemp(prefix="bench-generation-"))
+    env = {
+        **os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        "MEDMAX_VAR_DIR": str(workdir), "MEDIA_ROOT": str(workdir / "media"),
+        "CELERY_BROKER_URL": BROKER, "LLM_CONCURRENCY": str(args.concurrency),
+        "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "medmax_review.settings",
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    os.environ.update(env)
+    _ensure_database()
     import django
+    import redis
 
     django.setup()
-    import openai
+    from django.conf import settings
     from django.core.management import call_command
 
-    from medmax_review.core import medmax
     from medmax_review.generation import services
-    from medmax_review.projects.services import project_get_or_create
-    from medmax_review.sources.models import ImageAsset, SourceRecord
 
+    # The tests' counting stub, on ports of its own so a test run beside this one is no bother.
+    from tests.generation.conftest import CountingStub
+
+    stub = CountingStub(args.latency, ports=PORTS)
+    settings.LLM_ALLOWED_BASE_URLS = [stub.base_url]
+    env["LLM_ALLOWED_BASE_URLS"] = stub.base_url
     call_command("migrate", verbosity=0)
     services.templates_ensure_defaults()  # one-time set-up, not part of any timing
-    client = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0)
-    # Warm-up: the client's lazy imports and first connection are not what is measured.
-    client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
-    print(f"stub latency {args.latency * 1000:.0f} ms per request; job concurrency {args.concurrency}")
-    print(f"{'records':>8} {'plain loop s':>13} {'job s':>8} {'speed-up':>9}")
-    for size in args.sizes:
-        project, _ = project_get_or_create(slug=f"bench-{size}", name=f"bench {size}")
-        for i in range(size):
-            image = ImageAsset.objects.create(
-                sha256=f"{size:08d}{i:056d}", file=f"bench/{size}/{i}.png", format="png",
-                width=1, height=1, size_bytes=1,
-            )
-            SourceRecord.objects.create(
-                project=project, source="bench", external_id=str(i), image=image,
-                question=f"Is finding {i} present?", answer="yes",
-            )
+    broker = redis.Redis.from_url(BROKER)
+    broker.flushdb()
 
-        started = time.perf_counter()
-        for record in SourceRecord.objects.filter(project=project).order_by("id"):
-            client.chat.completions.create(
-                model="stub", messages=[{"role": "user", "content": record.question}],
-                response_format={"type": "json_object"},
-            )
-        plain = time.perf_counter() - started
-
-        started = time.perf_counter()
-        job = services.job_create(project=project, task=medmax.VQA, backend="openai",
-                                  model="stub", base_url=base_url)
-        services.job_run(job_id=job.pk)
-        ours = time.perf_counter() - started
-        job.refresh_from_db()
-        assert job.done == size, (job.status, job.error, job.done)
-        print(f"{size:>8} {plain:>13.2f} {ours:>8.2f} {plain / ours:>8.1f}x")
-    server.shutdown()
+    rows = []
+    print(f"stub latency {args.latency * 1000:.0f} ms per request; the job keeps "
+          f"{args.concurrency} requests in flight; ideal = records x latency / {args.concurrency}")
+    print(f"{'workers':>7} {'records':>8} {'chunks':>6} {'ideal s':>8} {'wall s':>8} "
+          f"{'wall/ideal':>10} {'peak in flight':>14}")
+    for count in args.workers:
+        processes = _workers(count, env, workdir)
+        try:
+            _run(args.concurrency * count, f"warm{count}", stub)  # the workers' first imports
+            for size in args.sizes:
+                row = _run(size, f"{count}w{size}", stub)
+                ideal = size * args.latency / args.concurrency
+                row.update(workers=count, ideal_s=round(ideal, 3),
+                           ratio=round(row["wall_s"] / ideal, 3))
+                rows.append(row)
+                print(f"{count:>7} {size:>8} {row['chunks']:>6} {ideal:>8.2f} "
+                      f"{row['wall_s']:>8.2f} {row['ratio']:>9.2f}x {row['peak_in_flight']:>14}")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+    broker.flushdb()  # the scoring messages nobody here consumes
+    stub.close()
+    if args.json:
+        args.json.write_text(json.dumps({
+            "latency_s": args.latency, "concurrency": args.concurrency,
+            "chunk_size": settings.GENERATION_CHUNK_SIZE, "runs": rows,
+        }, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -225,9 +225,11 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 4)
 LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
 LOCAL_MODEL_PATH = env_str("LOCAL_MODEL_PATH", "")
 LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 2)
-# Generation jobs: items per batch (cancel is checked between batches), and how long a running
-# job may go without a heartbeat before another worker may take it over.
+# Generation jobs: records read per batch (and at most this many requests in flight), records
+# per chunk (a task of its own: the unit several workers share a job by), and how long a
+# running chunk may go without a heartbeat before another worker may take it over.
 GENERATION_BATCH_SIZE = env_int("GENERATION_BATCH_SIZE", 32)
+GENERATION_CHUNK_SIZE = env_int("GENERATION_CHUNK_SIZE", 64)
 GENERATION_STALE_SECONDS = env_int("GENERATION_STALE_SECONDS", 120)
 # Exports: approved candidates read per batch (the heartbeat and progress are saved after
 # each), and how long a running build may go without a heartbeat before another worker may

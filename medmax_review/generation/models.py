@@ -78,10 +78,11 @@ class GenerationJob(models.Model):
     regenerates = models.JSONField(default=dict, blank=True)
     skipped = models.PositiveIntegerField(default=0, help_text="records lacking the task's text")
     skip_note = models.CharField(max_length=300, blank=True)
-    # Touched after every batch; a running job without a recent heartbeat may be taken over.
+    # The latest heartbeat of any of its chunks' workers (chunks hold the leases); a running
+    # job without a recent one has no live worker.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # Requests the running worker has open now; at a cancel, how many were open then (they
-    # finish and are saved).
+    # Requests its workers have open now (the sum over its running chunks); at a cancel, how
+    # many were open then (they finish and are saved).
     in_flight = models.PositiveIntegerField(default=0)
     in_flight_at_stop = models.PositiveIntegerField(null=True, blank=True)
     # The damped time-left estimate and when it was made (the page counts down from it).
@@ -96,3 +97,40 @@ class GenerationJob(models.Model):
 
     def __str__(self):
         return f"job {self.pk} {self.task} {self.backend} ({self.status})"
+
+
+class GenerationChunk(models.Model):
+    """A slice of a job's records, run as a task of its own so several workers share a job.
+
+    A chunk is claimed with a lease (core.leases): PENDING has work left, RUNNING is held by
+    the worker named in `runner`, DONE has every item generated or failed. A worker that runs
+    out of its own chunk goes on with the job's next pending one without letting its requests
+    run dry, so the chunk is the unit of sharing, not of waiting.
+    """
+
+    PENDING, RUNNING, DONE = "pending", "running", "done"
+    STATUS_CHOICES = [(s, s) for s in (PENDING, RUNNING, DONE)]
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    # Positions in the job's record_ids: records[start:stop].
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=PENDING)
+    runner = models.CharField(max_length=32, blank=True, help_text="the run holding the lease")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    in_flight = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="generation_chunk_unique_index")
+        ]
+        indexes = [
+            # The next chunk to claim, the workers sharing a job, "are all chunks done?".
+            models.Index(fields=["job", "status"], name="generation_chunk_job_status"),
+        ]
+
+    def __str__(self):
+        return f"job {self.job_id} chunk {self.index} ({self.status})"

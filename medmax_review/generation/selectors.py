@@ -1,4 +1,4 @@
-"""Reads for generation: record selection, job progress, templates."""
+"""Reads for generation: record selection, job progress and chunks, templates."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from medmax_review.generation.models import GenerationJob, PromptTemplate
+from medmax_review.generation.models import GenerationChunk, GenerationJob, PromptTemplate
 from medmax_review.generation.prompts import (
     ALLOWED_FIELDS,
     SOURCE_TEXT_FIELDS,
@@ -136,3 +136,21 @@ def template_by_ref(*, project: Project, ref: str) -> PromptTemplate | None:
         .filter(task=task, name=name, version=int(version))
         .order_by(F("project").asc(nulls_last=True)).first()
     )
+
+
+def job_chunks_elsewhere(*, job_id: int, runner: str, stale_seconds: int) -> list[tuple[str, int]]:
+    """(runner, requests in flight) of each chunk of the job that another live worker runs."""
+    alive = timezone.now() - timedelta(seconds=stale_seconds)
+    return list(
+        GenerationChunk.objects.filter(job_id=job_id, status=GenerationChunk.RUNNING,
+                                       heartbeat_at__gte=alive)
+        .exclude(runner=runner).values_list("runner", "in_flight")
+    )
+
+
+def chunk_status(*, chunk_id: int) -> str | None:
+    return GenerationChunk.objects.filter(pk=chunk_id).values_list("status", flat=True).first()
+
+
+def job_is_cancelled(*, job_id: int) -> bool:
+    return GenerationJob.objects.filter(pk=job_id, status=GenerationJob.CANCELLED).exists()

@@ -137,8 +137,9 @@ def test_broker_down_while_generation_commits_then_the_sweep_scores(
     _until(lambda: not saved.filter(scores={}).exists(), 120, "the resent scoring")
     # and the job, whose run broke off, is taken over and finished by the jobs sweep
     generation.job_run(job_id=job.pk)  # still held by the (dead) first run: nothing happens
-    from medmax_review.generation.models import GenerationJob
+    from medmax_review.generation.models import GenerationChunk, GenerationJob
     GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=None)
+    GenerationChunk.objects.filter(job=job).update(heartbeat_at=None)  # the chunks' leases too
     assert generation.jobs_resend() == 1
     _until(lambda: GenerationJob.objects.get(pk=job.pk).status == "done", 120, "the job")
     assert Candidate.objects.filter(job=job).count() == 40

@@ -86,7 +86,7 @@ class StubServer:
     """A real HTTP server in a thread. `script` is a list of (status, body-or-callable, delay)
     served in order; when it runs out, `default` answers every request."""
 
-    def __init__(self, *, default=None, latency: float = 0.0):
+    def __init__(self, *, default=None, latency: float = 0.0, ports=STUB_PORTS):
         self.script: list = []
         self.default = default or (lambda body: (200, pair_reply(body)))
         self.latency = latency
@@ -97,6 +97,9 @@ class StubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # As real servers do: else the headers and the body, written apart, wait for the
+            # client's delayed ACK, some 40 ms added to every answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -128,7 +131,7 @@ class StubServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and went away
 
-        self.port = free_port()
+        self.port = free_port(ports)
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -141,6 +144,26 @@ class StubServer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class CountingStub(StubServer):
+    """A stub that answers every request after `delay` and remembers the most requests it had
+    open at once (bench_generation uses it too)."""
+
+    def __init__(self, delay: float, **kwargs):
+        self.open = self.peak = 0
+        self.counter = threading.Lock()
+
+        def answer(body):
+            with self.counter:
+                self.open += 1
+                self.peak = max(self.peak, self.open)
+            time.sleep(delay)
+            with self.counter:
+                self.open -= 1
+            return 200, pair_reply(body)
+
+        super().__init__(default=answer, **kwargs)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from medmax_review.core import medmax
-from medmax_review.generation import services
-from medmax_review.generation.models import GenerationJob
+from medmax_review.generation import chunks, services
+from medmax_review.generation.models import GenerationChunk, GenerationJob
 from medmax_review.review.models import GENERATION_ERROR, PENDING, Candidate
 from tests.generation.conftest import pair_reply
 
@@ -119,15 +119,17 @@ def test_job_run_twice_creates_no_duplicates(project, demo_records):
     assert again.total == 10 and not set(again.record_ids) & set(job.record_ids)
 
 
-def test_job_claim_only_one_wins(project, demo_records):
-    job = services.job_create(project=project, task=medmax.VQA, backend="template")
-    assert services.job_claim(job_id=job.pk) is True
-    assert services.job_claim(job_id=job.pk) is False
+def test_job_chunk_claim_only_one_wins(project, demo_records):
+    job = services.job_create(project=project, task=medmax.VQA, backend="template",
+                              filters={"limit": 10})
+    (chunk,) = job.chunks.all()
+    assert chunks.chunk_claim(job_id=job.pk, runner="a") == chunk
+    assert chunks.chunk_claim(job_id=job.pk, runner="b") is None
     assert services.job_run(job_id=job.pk) == services.BUSY
-    # a running job whose worker went silent may be taken over
+    # a running chunk whose worker went silent may be taken over
     stale = timezone.now() - timedelta(seconds=3600)
-    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    assert services.job_claim(job_id=job.pk) is True
+    GenerationChunk.objects.filter(pk=chunk.pk).update(heartbeat_at=stale)
+    assert chunks.chunk_claim(job_id=job.pk, runner="b") == chunk
 
 
 def test_job_token_cap_stops_job(project, demo_records, stub_server, settings):
@@ -254,7 +256,7 @@ def test_job_heartbeat_keeps_slow_job_from_takeover(transactional_db, project, d
     try:
         time.sleep(1.8)
         # the worker is alive and mid-batch: nobody else may take the job
-        assert services.job_claim(job_id=job.pk) is False
+        assert chunks.chunk_claim(job_id=job.pk, runner="another worker") is None
     finally:
         runner.join(timeout=30)
     job.refresh_from_db()
