@@ -268,6 +268,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_470_000])
     parser.add_argument("--db", default="medmax_bench_export")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.measure:
         _django(args.db)
@@ -283,6 +284,7 @@ def main() -> None:
     print(f"{'rows':>10} {'seconds':>8} {'rows/s':>9} {'raw rows/s':>11} {'share':>6}"
           f" {'maxrss MB':>10} {'above ready MB':>15} {'jsonl MB':>9}")
     first_peak = None
+    results = []
     for slug in slugs:
         child = subprocess.run(
             [sys.executable, __file__, "--db", args.db, "--measure", slug],
@@ -294,11 +296,14 @@ def main() -> None:
         peak = result["maxrss_peak_kb"] / 1024
         first_peak = first_peak or peak
         speed, limit = result["rows"] / result["seconds"], result["raw_rows_per_second"]
+        results.append({**result, "rows_per_second": speed, "share": speed / limit})
         print(f"{result['rows']:>10,} {result['seconds']:>8.1f} {speed:>9,.0f} {limit:>11,.0f}"
               f" {speed / limit:>6.2f} {peak:>10.1f} "
               f"{peak - result['rss_before_kb'] / 1024:>15.1f} "
               f"{result['jsonl_bytes'] / 2**20:>9.1f}", flush=True)
     print(f"peak memory of the largest export / smallest: {peak / first_peak:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results}, indent=2))
 
 
 if __name__ == "__main__":

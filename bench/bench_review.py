@@ -59,7 +59,7 @@ OPS_PER_CONFIG = 150  # claim+decide rounds per (dataset, reviewer count)
 def _copy(model, rows) -> None:
     """COPY dict rows into the model's table; absent columns get the field's default."""
     now = datetime.now(UTC)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
     columns = [f.column for f in fields]
 
     def value(f, row):
