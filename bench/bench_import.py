@@ -7,9 +7,12 @@ database through the real command, twice: over images of which half are already 
 
 - limit "parse+hash+COPY": read every line as JSON, read and SHA-256 each image file once, and
   COPY the rows into a table shaped like the records table;
+- limit "+files": that, plus writing the files of the images not stored yet (a temporary file
+  renamed into a folder per hash prefix), which the import cannot avoid either;
 - limit "COPY": the same COPY of rows already in memory;
-- MedMax rows imported with `--format medmax --approved`, next to parse+hash+COPY of what that
-  import writes (a record, a candidate, its three revisions and its approval per row);
+- MedMax rows (over the images the mixed case stored) imported with `--format medmax
+  --approved`, next to the same limits for what that import writes (a record, a candidate, its
+  three revisions and its approval per row);
 - files of rejected rows only (the first problems kept, the rest counted), to show their cost
   is linear.
 
@@ -143,9 +146,10 @@ def _copy(table: str, columns, rows) -> None:
             copy.write_row(row)
 
 
-def _record_tuples(path: Path, images_dir: Path, project_id: int, now) -> list[tuple]:
-    """Parse every line and hash each image file once: what any importer must do."""
-    known: dict[str, str] = {}
+def _record_tuples(path: Path, images_dir: Path, project_id: int, now,
+                   known: dict[str, str]) -> list[tuple]:
+    """Parse every line and hash each image file once ({path: sha256} into `known`): what any
+    importer must do."""
     out = []
     with open(path, "rb") as fh:
         for line in fh:
@@ -168,8 +172,28 @@ def _truncate(*tables: str) -> None:
         cur.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
 
 
+def _files_write(images_dir: Path, known: dict[str, str]) -> float:
+    """Seconds to write the files of the images not stored yet, as any importer must (a
+    temporary file renamed into a folder per hash prefix), into a scratch folder."""
+    from medmax_review.sources.image_verify import file_write_once, relative_path
+    from medmax_review.sources.models import ImageAsset
+
+    stored = set(ImageAsset.objects.filter(sha256__in_array=set(known.values()))
+                 .values_list("sha256", flat=True))
+    scratch = WORK / "limit-media"
+    shutil.rmtree(scratch, ignore_errors=True)
+    new = {sha: ref for ref, sha in known.items() if sha not in stored}
+    started = time.perf_counter()
+    for sha, ref in new.items():
+        file_write_once(scratch / relative_path(sha, "png"), (images_dir / ref).read_bytes())
+    seconds = time.perf_counter() - started
+    shutil.rmtree(scratch, ignore_errors=True)
+    return seconds
+
+
 def _limits(path: Path, images_dir: Path, *, medmax: bool) -> dict:
-    """Rows/s of parse+hash+COPY and of the COPY alone (each timed on an emptied table)."""
+    """Rows/s of parse+hash+COPY, of that plus writing the new images' files, and of the COPY
+    alone (each COPY timed on an emptied table)."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -184,14 +208,17 @@ def _limits(path: Path, images_dir: Path, *, medmax: bool) -> dict:
 
     _truncate(*tables)
     started = time.perf_counter()
-    tuples = _record_tuples(path, images_dir, 1, now)
+    known: dict[str, str] = {}
+    tuples = _record_tuples(path, images_dir, 1, now, known)
     write(tuples)
     full = time.perf_counter() - started
+    files = _files_write(images_dir, known)
     _truncate(*tables)
     started = time.perf_counter()
     write(tuples)
     copy_only = time.perf_counter() - started
     return {"parse_hash_copy_rows_per_s": len(tuples) / full,
+            "with_files_rows_per_s": len(tuples) / (full + files),
             "copy_rows_per_s": len(tuples) / copy_only}
 
 
@@ -242,9 +269,11 @@ def _case(name: str, size: int, path: Path, images_dir: Path, slug: str, *extra:
     rate = size / seconds
     result = {"case": name, "rows": size, "seconds": seconds, "rows_per_s": rate, **limits,
               "ratio_parse_hash_copy": rate / limits["parse_hash_copy_rows_per_s"],
+              "ratio_with_files": rate / limits["with_files_rows_per_s"],
               "ratio_copy": rate / limits["copy_rows_per_s"]}
     print(f"{name:>15} {size:>9,} {seconds:>8.1f} {rate:>9,.0f} "
           f"{limits['parse_hash_copy_rows_per_s']:>10,.0f} {result['ratio_parse_hash_copy']:>6.2f} "
+          f"{limits['with_files_rows_per_s']:>10,.0f} {result['ratio_with_files']:>6.2f} "
           f"{limits['copy_rows_per_s']:>10,.0f} {result['ratio_copy']:>6.2f}", flush=True)
     return result
 
@@ -278,7 +307,7 @@ def main() -> None:
     words = _words()
     results = []
     print(f"{'case':>15} {'rows':>9} {'seconds':>8} {'rows/s':>9} "
-          f"{'p+h+COPY/s':>10} {'ratio':>6} {'COPY/s':>10} {'ratio':>6}")
+          f"{'p+h+COPY/s':>10} {'ratio':>6} {'+files/s':>10} {'ratio':>6} {'COPY/s':>10} {'ratio':>6}")
     for seed, size in enumerate(args.sizes, start=1):
         folder = WORK / f"data-{size}"
         count = -(-size // ROWS_PER_IMAGE)
