@@ -4,10 +4,9 @@ their LSH bands, stored once and looked up by indexed equality (never all pairs)
 import hashlib
 from collections import defaultdict
 
-from django.db import connection, transaction
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from django.db import transaction
 
+from medmax_review.core.bulk_write import rows_insert
 from medmax_review.review.models import Candidate
 from medmax_review.scoring.models import (
     CandidateBand,
@@ -17,7 +16,6 @@ from medmax_review.scoring.models import (
 )
 from medmax_review.scoring.scorers import image as image_scorer
 from medmax_review.scoring.scorers import near_duplicate
-from medmax_review.sources.bulk_write import rows_insert
 from medmax_review.sources.images import image_path
 
 
@@ -117,13 +115,10 @@ def candidate_signatures_ensure(*, candidates: list[Candidate]) -> dict[int, lis
 
 def _bands_sharing(*, project_id: int, keys: set[int], below: int) -> list[tuple[int, int]]:
     """(key, candidate id) of the project's bands with one of these keys, of candidates before
-    `below`. A batch has thousands of keys: on PostgreSQL they go as one array parameter."""
-    bands = CandidateBand.objects.filter(project_id=project_id, candidate_id_copy__lt=below)
-    if connection.vendor != "postgresql":
-        return list(bands.filter(key__in=keys).values_list("key", "candidate_id_copy"))
-    column = f'{connection.ops.quote_name(CandidateBand._meta.db_table)}."key"'
-    any_key = RawSQL(f"{column} = ANY(%s)", [list(keys)], output_field=BooleanField())
-    return list(bands.filter(any_key).values_list("key", "candidate_id_copy"))
+    `below` (a batch has thousands of keys: one array parameter, not a placeholder each)."""
+    return list(CandidateBand.objects.filter(
+        project_id=project_id, candidate_id_copy__lt=below, key__in_array=list(keys),
+    ).values_list("key", "candidate_id_copy"))
 
 
 def earlier_near_duplicates(*, candidates: list[Candidate]) -> dict[int, list[tuple[int, float]]]:

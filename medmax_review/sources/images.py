@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from medmax_review.sources.bulk_write import rows_insert
+from medmax_review.core.bulk_write import rows_insert
 from medmax_review.sources.image_verify import (
     ALLOWED_FORMATS,
     ImageInfo,

@@ -1,5 +1,5 @@
 """The rows of an import, a batch at a time: images looked up by the hash of their bytes,
-records written with COPY (see bulk_write), the candidates MedMax rows carry created with them.
+records written with COPY (see core.bulk_write), the candidates MedMax rows carry created with them.
 
 Each image file the run has not met is read and hashed once; one query per batch finds which
 hashes are stored already, and only the others are decoded, by the image pool while the next
@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from medmax_review.core.bulk_write import rows_insert
 from medmax_review.review.candidates import CandidateSpec, candidates_create
-from medmax_review.sources.bulk_write import rows_insert
 from medmax_review.sources.image_pool import Checking, ImageChecker
 from medmax_review.sources.images import (
     CheckedImage,

@@ -14,9 +14,9 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
+from medmax_review.core.bulk_write import rows_insert
 from medmax_review.review.models import Candidate
 from medmax_review.sources import image_verify, importer
-from medmax_review.sources.bulk_write import rows_insert
 from medmax_review.sources.image_pool import ImageChecker
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.services import ERRORS_KEPT, import_run_create, records_import

@@ -33,7 +33,8 @@ models.IntegerField.register_lookup(InArray)
 
 
 def _fields(model) -> list[models.Field]:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
+    # A generated column is computed by the database and cannot be written.
+    return [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
 
 
 def _value(field: models.Field, row: dict, now):
