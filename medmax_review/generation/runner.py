@@ -115,6 +115,8 @@ class JobRunner:
         self.limit = max(1, min(backend.concurrency, settings.GENERATION_BATCH_SIZE))
         self.shared = job.backend == BACKEND_OPENAI
         self.window, self.window_at = self.limit, float("-inf")
+        self.published = 0  # requests in flight as the chunk rows last said
+        self.capped = job.token_cap is not None or job.cost_cap_usd is not None
         # The chunks this run holds, with the requests each has in flight now; those whose
         # items have all been sent finish once their last result is saved.
         self.held: dict[int, int] = {}
@@ -159,6 +161,11 @@ class JobRunner:
                     stop = "more workers on the job than requests it may keep open"
                 if not stop and not sent_everything:
                     sent_everything = not fill(window)
+                    if self.shared and sum(self.held.values()) > self.published:
+                        # More open than the others know of (this run just started, or its
+                        # share grew): say so now, not at the next save, so a worker joining
+                        # meanwhile counts them.
+                        self._publish()
                 if not in_flight and (stop or sent_everything):
                     break
                 if in_flight:
@@ -169,9 +176,10 @@ class JobRunner:
                     done = set()
                     time.sleep(STATUS_POLL_SECONDS)
                 results = [(in_flight.pop(future), future.result()) for future in done]
-                if results and not stop and not sent_everything:
+                if results and not stop and not sent_everything and not self.capped:
                     # The next requests go out before these results are written, so the
-                    # server is kept busy while this thread saves.
+                    # server is kept busy while this thread saves (with a cap, only once
+                    # the saved results say it is not reached).
                     sent_everything = not fill(window)
                 for item, outcome in results:
                     self.held[item.chunk_id] -= 1
@@ -257,13 +265,18 @@ class JobRunner:
         if not saved and time.monotonic() - self.last_beat < interval:
             return job
         self.last_beat = time.monotonic()
-        if not chunks.chunks_beat(runner=self.runner, in_flight=self.held):
+        if not self._publish():
             return None
         now = timezone.now()
         eta = self._eta(job, now)
         changes = {} if eta is None else {"eta_seconds": eta, "eta_at": now}
         chunks.job_beat(job_id=job.pk, **changes)
         return job
+
+    def _publish(self) -> bool:
+        """The chunks' heartbeats and requests in flight; False when one was taken over."""
+        self.published = sum(self.held.values())
+        return chunks.chunks_beat(runner=self.runner, in_flight=self.held)
 
     def _eta(self, job: GenerationJob, now) -> float | None:
         """Seconds left, damped: the rate the job has kept (all its workers) since this run
