@@ -83,3 +83,22 @@ def _copy(model, rows: list[dict]) -> list[int]:
                 values = [_value(f, row, now) for f in fields]
                 copy.write_row([pk, *(d(v) if d else v for d, v in zip(dumps, values, strict=True))])
     return ids
+
+
+def objs_insert(objs: list[models.Model]) -> list[models.Model]:
+    """Insert unsaved instances of one model (COPY on PostgreSQL, as rows_insert); each comes
+    back with its primary key and its auto_now timestamps set, like bulk_create's."""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    now = timezone.now()
+    auto = [f for f in _fields(model)
+            if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)]
+    for obj in objs:
+        for f in auto:
+            setattr(obj, f.attname, now)
+    rows = [{f.attname: getattr(obj, f.attname) for f in _fields(model)} for obj in objs]
+    for obj, pk in zip(objs, rows_insert(model=model, rows=rows), strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objs

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from medmax_review.core.bulk_write import objs_insert
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     APPROVE,
@@ -95,7 +96,9 @@ def _insert(*, project: Project, specs: list[CandidateSpec], approved_note: str)
     status_for = (lambda s: APPROVED) if approved_note else (
         lambda s: GENERATION_ERROR if s.generation_error else PENDING
     )
-    candidates = Candidate.objects.bulk_create(
+    # COPY on PostgreSQL: an import of published rows creates a candidate, three revisions and
+    # a decision per row.
+    candidates = objs_insert(
         [
             Candidate(
                 project=project,
@@ -121,26 +124,19 @@ def _insert(*, project: Project, specs: list[CandidateSpec], approved_note: str)
                 decided_at=now if approved_note else None,
             )
             for s in specs
-        ],
-        batch_size=500,
+        ]
     )
-    Revision.objects.bulk_create(
-        [
-            Revision(candidate=c, field=name, text=getattr(c, name), candidate_version=1)
-            for c in candidates
-            for name in TEXT_FIELDS
-            if c.status != GENERATION_ERROR
-        ],
-        batch_size=1000,
-    )
+    objs_insert([
+        Revision(candidate=c, field=name, text=getattr(c, name), candidate_version=1)
+        for c in candidates
+        for name in TEXT_FIELDS
+        if c.status != GENERATION_ERROR
+    ])
     if approved_note:
-        Decision.objects.bulk_create(
-            [
-                Decision(candidate=c, action=APPROVE, system_note=approved_note, candidate_version=1)
-                for c in candidates
-            ],
-            batch_size=1000,
-        )
+        objs_insert([
+            Decision(candidate=c, action=APPROVE, system_note=approved_note, candidate_version=1)
+            for c in candidates
+        ])
     else:
         slots_create(project=project, candidates=[c for c in candidates if c.status == PENDING])
     return candidates

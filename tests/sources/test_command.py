@@ -63,7 +63,7 @@ def test_records_import_medmax_batches_queries(project, image_folder, django_ass
     ]
     path = write_jsonl(image_folder / "medmax.jsonl", rows)
 
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(24):  # a constant: COPY takes its keys first, two per table
         report = records_import(project=project, path=path)
 
     assert (report.created, report.candidates_created) == (100, 100)
