@@ -238,6 +238,8 @@ EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 2000)
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120)
 # Imports: how long a running import may go without a progress write before it is taken over.
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 120)
+# Rows per import batch (one commit each); smaller batches bound the work a crash repeats.
+IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 2000)
 
 # Review.
 CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 300)

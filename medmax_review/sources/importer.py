@@ -36,7 +36,7 @@ from medmax_review.sources.readers.base import MISSING_TEXT, ParsedRow, needs_te
 
 # Rows per batch: each batch costs a few round trips and a commit, whatever its size. A batch
 # is also cut once it has read BATCH_IMAGE_BYTES of new image files, to bound memory.
-BATCH_SIZE = 2000
+BATCH_SIZE = settings.IMPORT_BATCH_ROWS
 BATCH_IMAGE_BYTES = 128 * 1024 * 1024
 # Batches read but not yet written, while the pool checks their new images.
 IN_FLIGHT = 2

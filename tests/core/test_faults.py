@@ -49,27 +49,31 @@ def _rows_zip_bytes(count: int) -> bytes:
     return out.getvalue()
 
 
+ROWS = 20_000
+
+
 def test_worker_killed_mid_import_is_taken_over_and_imports_each_row_once(
     project, admin_user, worker_factory
 ):
-    env = {"IMPORT_STALE_SECONDS": "3", "CELERY_VISIBILITY_TIMEOUT": "3"}
+    # Small batches: the import is still going when the first worker dies, however fast it is.
+    env = {"IMPORT_STALE_SECONDS": "3", "CELERY_VISIBILITY_TIMEOUT": "3", "IMPORT_BATCH_ROWS": "100"}
     first = worker_factory(**env)
-    upload = SimpleUploadedFile("rows.zip", _rows_zip_bytes(6000))
+    upload = SimpleUploadedFile("rows.zip", _rows_zip_bytes(ROWS))
     run = sources.import_run_launch(project=project, upload=upload, fmt="auto", options={},
                                     user=admin_user)
     _until(lambda: ImportRun.objects.get(pk=run.pk).rows_done >= 500, 120, "the import to start")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     killed = ImportRun.objects.get(pk=run.pk)
-    assert killed.status == ImportRun.RUNNING and killed.rows_done < 6000
+    assert killed.status == ImportRun.RUNNING and killed.rows_done < ROWS
 
     worker_factory(**env)  # the message comes back; the silent run is taken over
 
     finished = _until(lambda: (r := ImportRun.objects.get(pk=run.pk)).is_finished and r, 240,
                       "the import to finish on the second worker")
     assert finished.status == ImportRun.DONE, finished.errors[:3]
-    assert SourceRecord.objects.filter(project=project).count() == 6000
-    assert finished.created + finished.duplicates == 6000 and finished.rows_done == 6000
+    assert SourceRecord.objects.filter(project=project).count() == ROWS
+    assert finished.created + finished.duplicates == ROWS and finished.rows_done == ROWS
 
 
 def _generated(project, demo_data, limit, samples=1):
