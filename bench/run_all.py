@@ -25,6 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MEDMAX = 1_470_000
+# Benchmarks that take their database from DATABASE_URL get one of their own.
+DATABASES = {"scoring": "medmax_bench_scoring", "scoring_embeddings": "medmax_bench_scoring"}
+SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 def _steps(sizes: list[int], import_sizes: list[int] | None = None) -> dict[str, list[str]]:
@@ -55,13 +58,25 @@ def machine() -> dict:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def _database_ensure(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def run(name: str, argv: list[str]) -> dict:
     out = RESULTS / f"{name}.json"
     log = RESULTS / f"{name}.log"
     started = time.perf_counter()
+    env = dict(os.environ)
+    if name in DATABASES:
+        _database_ensure(DATABASES[name])
+        env["DATABASE_URL"] = f"{SERVER}/{DATABASES[name]}"
     with log.open("w") as handle:
         code = subprocess.run([sys.executable, str(ROOT / "bench" / argv[0]), *argv[1:],
-                               "--json", str(out)], cwd=ROOT, stdout=handle,
+                               "--json", str(out)], cwd=ROOT, stdout=handle, env=env,
                               stderr=subprocess.STDOUT).returncode
     result = {"command": " ".join(["bench/" + argv[0], *argv[1:]]), "exit": code,
               "seconds": round(time.perf_counter() - started, 1), "log": log.name}

@@ -33,6 +33,11 @@ def embedding_model():
                 # The weights ship inside the package: never ask a model hub for anything.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
+
+                # One thread per scoring process: workers scale by processes (one per core),
+                # and torch's threads fighting over the same cores cost 3x per text here.
+                torch.set_num_threads(max(1, int(os.environ.get("EMBEDDING_THREADS", "1"))))
                 package = importlib.import_module(EMBEDDING_PACKAGE)
                 loader = getattr(package, "load_model", None) or getattr(package, "load", None)
                 model = loader() if loader else None
