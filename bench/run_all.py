@@ -79,6 +79,7 @@ def run(name: str, argv: list[str]) -> dict:
                                "--json", str(out)], cwd=ROOT, stdout=handle, env=env,
                               stderr=subprocess.STDOUT).returncode
     result = {"command": " ".join(["bench/" + argv[0], *argv[1:]]), "exit": code,
+              "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "seconds": round(time.perf_counter() - started, 1), "log": log.name}
     if code == 0 and out.exists():
         result["figures"] = json.loads(out.read_text())
@@ -196,9 +197,11 @@ def markdown(report: dict) -> str:
            f"at the start; sizes {', '.join(f'{s:,}' for s in report['sizes'])}. Every figure stands "
            "next to its limit measured in the same run; the raw figures are in "
            "`bench/results/benchmarks.json`, each benchmark's output in `bench/results/*.log`.", ""]
-    for name, result in report["steps"].items():
+    for name in [n for n in SECTIONS if n in report["steps"]]:
+        result = report["steps"][name]
         title, render = SECTIONS[name]
-        out += [f"## {title}", "", f"`{result['command']}` ({result['seconds']:.0f} s)", ""]
+        out += [f"## {title}", "", f"`{result['command']}` ({result['seconds']:.0f} s, "
+                f"{result.get('date', m['date'])})", ""]
         if result["exit"] != 0 or "figures" not in result:
             out += [f"Failed (exit {result['exit']}):", "", "```", *result.get("tail", []), "```"]
         else:
@@ -216,6 +219,9 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     report = {"machine": machine(), "sizes": args.sizes, "steps": {}}
+    earlier = RESULTS / "benchmarks.json"
+    if args.only and earlier.exists():  # run again only these; keep the others' figures
+        report = {**json.loads(earlier.read_text()), "rerun": machine()}
     for name, argv in _steps(args.sizes, args.import_sizes).items():
         if args.only and name not in args.only:
             continue
