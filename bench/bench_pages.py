@@ -35,6 +35,7 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 import bench_review  # noqa: E402  (sets DATABASE_URL to the bench database and sets Django up)
 import httpx  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from medmax_review.projects import services as project_services  # noqa: E402
@@ -51,7 +52,9 @@ THREADS = 8
 
 
 def _decided(project: Project, reviewer) -> None:
-    """A quarter approved, a tenth rejected (with a reviewer's decision), the rest pending."""
+    """A quarter approved, a tenth rejected (with a reviewer's decision, yesterday), the rest
+    pending. The decisions are another reviewer's than the clients': "you: N today" counts a
+    reviewer's own day, which no person makes a million of."""
     with connection.cursor() as cur:
         for status, action, modulo in (("approved", "approve", (0,)), ("rejected", "reject", (1,))):
             remainders = ",".join(str(m) for m in modulo)
@@ -66,7 +69,8 @@ def _decided(project: Project, reviewer) -> None:
             cur.execute(
                 "INSERT INTO review_decision (candidate_id, reviewer_id, action, reason, comment, "
                 "system_note, candidate_version, instruction, response, created_at) "
-                "SELECT id, %s, %s, %s, '', '', 1, '', '', now() FROM review_candidate "
+                "SELECT id, %s, %s, %s, '', '', 1, '', '', now() - interval '1 day' "
+                "FROM review_candidate "
                 "WHERE project_id = %s AND status = %s",
                 [reviewer.pk, action, "hallucination" if action == "reject" else "", project.pk,
                  status])
@@ -79,7 +83,10 @@ def project_build(size: int) -> tuple[Project, list]:
     for user in users:
         project_services.membership_set(project=project, user=user, role=ADJUDICATOR)
     if not Decision.objects.filter(candidate__project=project).exists():
-        _decided(project, users[0])
+        seeder = get_user_model().objects.filter(username="bench-seed").first() or \
+            project_services.user_create(username="bench-seed", password=secrets.token_urlsafe())
+        project_services.membership_set(project=project, user=seeder, role=ADJUDICATOR)
+        _decided(project, seeder)
     return project, users
 
 
