@@ -118,7 +118,9 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "medmax_review.wsgi", "--bind",
              f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
-             "--worker-class", "gthread", "--log-level", "warning"],
+             # The statistics page is computed once a minute per process, reading every
+             # verdict: at MedMax size that takes longer than gunicorn's default 30 s.
+             "--worker-class", "gthread", "--timeout", "600", "--log-level", "warning"],
             cwd=ROOT, env=env)
         self.base = f"http://127.0.0.1:{self.port}"
         for _ in range(100):
