@@ -159,6 +159,12 @@ def _pages_md(f: dict) -> list[str]:
     for r in results:
         lines.append(f"| {r['size']:,} | {r['reviewers']} | " + " | ".join(
             f"{r[p]['p50']:.0f} / {r[p]['p95']:.0f}" for p in pages) + " |")
+    failed = [r for r in results if r.get("failed")]
+    if failed:
+        lines.append("")
+        lines += [f"At {r['size']:,} with {r['reviewers']} reviewers, {r['failed']} client(s) "
+                  f"stopped on a failed request: `{r['errors'][0]}` (a client gives up after "
+                  "60 s; its figures before that count)." for r in failed]
     sizes = sorted({r["size"] for r in results})
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
