@@ -59,6 +59,9 @@ ETA_WEIGHT = 0.3  # how much one new reading moves the time-left estimate
 STATUS_POLL_SECONDS = 0.25  # how soon a running job notices a cancel
 
 
+SCORE_BATCH = 100  # candidates per scoring message
+SCORE_EVERY_SECONDS = 2.0  # a slow job's candidates still reach scoring within this
+
 def template_ref_for(*, task: str, template: PromptTemplate | None) -> tuple[str, int]:
     if template is None:
         return f"{task}/{TEMPLATE_BACKEND_NAME}@v{TEMPLATE_BACKEND_VERSION}", TEMPLATE_BACKEND_VERSION
@@ -123,6 +126,8 @@ class JobRunner:
         self.sent_all: set[int] = set()
         self.unsaved: set[int] = set()
         self.progress_seen = job.done + job.failed
+        self.to_score: list[int] = []  # saved, not yet sent to scoring
+        self.score_sent_at = time.monotonic()
         self.finished_here = 0
         self.started = self.last_beat = time.monotonic()
         self.template_ref, self.template_version = template_ref_for(task=job.task,
@@ -207,6 +212,8 @@ class JobRunner:
                         chunks.job_stopped_with(job_id=job.pk, in_flight=len(in_flight))
                 elif current is not None and not stop and results and cap_problem(current):
                     stop, stop_status = "cap", GenerationJob.FAILED
+        with transaction.atomic():
+            self._score_send(last=True)
         if stop_status:
             error = cap_problem(GenerationJob.objects.get(pk=job.pk)) if stop == "cap" else stop
             chunks.job_finish(job_id=job.pk, status=stop_status, error=error)
@@ -440,9 +447,17 @@ class JobRunner:
                 cost_usd=F("cost_usd") + cost,
                 heartbeat_at=timezone.now(),
             )
-            scored = [c.pk for c in created if not c.generation_error]
-            if scored:
-                from medmax_review.scoring.tasks import score_candidates
+            self.to_score += [c.pk for c in created if not c.generation_error]
+            self._score_send()
 
-                score_candidates.delay_on_commit(scored)
+    def _score_send(self, *, last: bool = False) -> None:
+        """Send the saved candidates to scoring, after the commit that saves them, in batches:
+        results are saved one by one as they finish, and a message per candidate would queue
+        thousands of messages in front of everything else on a slow broker."""
+        due = time.monotonic() - self.score_sent_at >= SCORE_EVERY_SECONDS
+        if self.to_score and (last or due or len(self.to_score) >= SCORE_BATCH):
+            from medmax_review.scoring.tasks import score_candidates
+
+            score_candidates.delay_on_commit(self.to_score)
+            self.to_score, self.score_sent_at = [], time.monotonic()
 
