@@ -133,7 +133,11 @@ class Server:
 
     def stop(self):
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker still busy with a long request
+            self.process.kill()
+            self.process.wait(timeout=30)
 
 
 class Reviewer:

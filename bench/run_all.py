@@ -208,9 +208,12 @@ def markdown(report: dict) -> str:
         title, render = SECTIONS[name]
         out += [f"## {title}", "", f"`{result['command']}` ({result['seconds']:.0f} s, "
                 f"{result.get('date', m['date'])})", ""]
-        if result["exit"] != 0 or "figures" not in result:
+        if "figures" not in result:
             out += [f"Failed (exit {result['exit']}):", "", "```", *result.get("tail", []), "```"]
         else:
+            if result["exit"] != 0:
+                out += [f"The benchmark exited with {result['exit']}; these figures were read "
+                        f"{result['figures'].get('transcribed', 'from its output')}.", ""]
             out += render(result["figures"])
         out.append("")
     return "\n".join(out)
