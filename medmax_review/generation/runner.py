@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -212,8 +213,6 @@ class JobRunner:
                         chunks.job_stopped_with(job_id=job.pk, in_flight=len(in_flight))
                 elif current is not None and not stop and results and cap_problem(current):
                     stop, stop_status = "cap", GenerationJob.FAILED
-        with transaction.atomic():
-            self._score_send(last=True)
         if stop_status:
             error = cap_problem(GenerationJob.objects.get(pk=job.pk)) if stop == "cap" else stop
             chunks.job_finish(job_id=job.pk, status=stop_status, error=error)
@@ -223,6 +222,8 @@ class JobRunner:
             log.info("generation job %s: run %s stopped: %s", job.pk, self.runner, stop)
         chunks.chunks_release(runner=self.runner)
         chunks.job_let_go(job_id=job.pk)
+        with transaction.atomic():
+            self._score_send(last=True)
 
     def _window(self) -> int | None:
         """How many requests may be open now; None when this run has no share of the job's
@@ -458,6 +459,8 @@ class JobRunner:
         if self.to_score and (last or due or len(self.to_score) >= SCORE_BATCH):
             from medmax_review.scoring.tasks import score_candidates
 
-            score_candidates.delay_on_commit(self.to_score)
+            # robust: a broker that is down costs the scoring message only (the unscored sweep
+            # sends it again), not the generation run.
+            transaction.on_commit(partial(score_candidates.delay, self.to_score), robust=True)
             self.to_score, self.score_sent_at = [], time.monotonic()
 

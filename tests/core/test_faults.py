@@ -124,28 +124,31 @@ def test_pool_child_killed_mid_scoring_is_scored_after_all(
 def test_broker_down_while_generation_commits_then_the_sweep_scores(
     project, demo_data, worker_factory, settings
 ):
+    from medmax_review.generation.models import GenerationChunk, GenerationJob
+
     job = _generated(project, demo_data, 40)
     good = settings.CELERY_BROKER_URL
-    # The broker is unreachable as each batch commits: its scoring message cannot be sent.
+    # The broker is unreachable while the job runs: its scoring messages are not sent (and
+    # the run may break off where it must send one of its own).
     _use_broker("redis://127.0.0.1:6399/0")
     try:
-        with pytest.raises(Exception):  # noqa: B017 - whatever kombu raises for a dead broker
-            generation.job_run(job_id=job.pk)
+        generation.job_run(job_id=job.pk)
+    except Exception:  # noqa: BLE001 - whatever kombu raises for a dead broker
+        pass
     finally:
         _use_broker(good)
     saved = Candidate.objects.filter(job=job)
     assert saved.exists() and not saved.exclude(scores={}).exists()
 
     worker_factory()
-    assert scoring.unscored_resend(older_than_seconds=0) == saved.count()
-    _until(lambda: not saved.filter(scores={}).exists(), 120, "the resent scoring")
-    # and the job, whose run broke off, is taken over and finished by the jobs sweep
-    generation.job_run(job_id=job.pk)  # still held by the (dead) first run: nothing happens
-    from medmax_review.generation.models import GenerationChunk, GenerationJob
-    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=None)
-    GenerationChunk.objects.filter(job=job).update(heartbeat_at=None)  # the chunks' leases too
-    assert generation.jobs_resend() == 1
+    if GenerationJob.objects.get(pk=job.pk).status != "done":
+        # the run broke off: the jobs sweep has a worker take it over and finish it
+        GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=None)
+        GenerationChunk.objects.filter(job=job).update(heartbeat_at=None)
+        assert generation.jobs_resend() == 1
     _until(lambda: GenerationJob.objects.get(pk=job.pk).status == "done", 120, "the job")
+    assert scoring.unscored_resend(older_than_seconds=0) >= 1
+    _until(lambda: not saved.filter(scores={}).exists(), 120, "the resent scoring")
     assert Candidate.objects.filter(job=job).count() == 40
 
 

@@ -220,8 +220,8 @@ def test_job_run_enqueues_scoring_after_commit(project, demo_records, django_cap
                               filters={"limit": 3})
     with django_capture_on_commit_callbacks() as callbacks:
         services.job_run(job_id=job.pk)
-    # results are saved as they arrive; each save sends its candidates to the scoring queue
-    # once it commits: every candidate exactly once
+    # results are saved as they arrive and sent to the scoring queue in batches, each once
+    # its commit is done: every candidate exactly once
     sent = [pk for callback in callbacks for pk in callback.args[0]]
     assert 1 <= len(callbacks) <= 3
     assert sorted(sent) == sorted(Candidate.objects.filter(job=job).values_list("pk", flat=True))
