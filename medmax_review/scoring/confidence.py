@@ -162,16 +162,18 @@ def risks_assign(candidates: list[Candidate], *, model: RejectModel | None = Non
     models = {model.project_id: model} if model else {
         m.project_id: m for m in RejectModel.objects.filter(
             project_id__in={c.project_id for c in candidates}, features=FEATURES)}
+    fitted_of = {project_id: Fitted.of(m) for project_id, m in models.items()}  # once a batch
     changed = []
     for c in candidates:
         m = models.get(c.project_id)
         if m is None or not c.scores:
             risk, detail = None, {}
         else:
-            fitted = Fitted.of(m)
-            contributions = fitted.contributions(np.array(features_of(c.scores)))
+            fitted = fitted_of[c.project_id]
+            x = np.array(features_of(c.scores))
+            contributions = fitted.contributions(x)
             own = (held_out or {}).get(c.pk)
-            risk = own if own is not None else float(fitted.risk(np.array(features_of(c.scores))))
+            risk = own if own is not None else float(fitted.risk(x))
             risk, detail = round(risk, 4), _detail(m, contributions, held_out=own is not None)
         if (risk, detail) != (c.reject_risk, c.reject_risk_detail):
             c.reject_risk, c.reject_risk_detail = risk, detail
