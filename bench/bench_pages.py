@@ -103,8 +103,13 @@ def session_for(user) -> str:
     return store.session_key
 
 
+BENCH_BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
+
+
 class Server:
-    """gunicorn with DEBUG off on a free loopback port, on the bench database."""
+    """gunicorn with DEBUG off on a free loopback port, on the bench database, and one Celery
+    worker on the default queue beside it: it recomputes the stored dashboard and statistics
+    figures while the clients work, as in a deployment."""
 
     def __init__(self, workers: int = WORKERS, threads: int = THREADS):
         with socket.socket() as s:
@@ -112,15 +117,23 @@ class Server:
             self.port = s.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": bench_review.BENCH_URL, "DEBUG": "False",
                "ALLOWED_HOSTS": "127.0.0.1",
-               "SECURE_SSL_REDIRECT": "False", "CELERY_TASK_ALWAYS_EAGER": "False"}
+               "SECURE_SSL_REDIRECT": "False", "CELERY_TASK_ALWAYS_EAGER": "False",
+               "CELERY_BROKER_URL": BENCH_BROKER}
+        import redis
+
+        redis.Redis.from_url(BENCH_BROKER).flushdb()  # no figures refresh left from a past run
         subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
                        cwd=ROOT, env=env, check=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "medmax_review.wsgi", "--bind",
              f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
-             # The statistics page is computed once a minute per process, reading every
-             # verdict: at MedMax size that takes longer than gunicorn's default 30 s.
+             # A project's figures are first computed by the request that asks for them,
+             # reading every verdict: at MedMax size that takes longer than the default 30 s.
              "--worker-class", "gthread", "--timeout", "600", "--log-level", "warning"],
+            cwd=ROOT, env=env)
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-Q", "default",
+             "-P", "solo", "--without-mingle", "--without-gossip", "-l", "WARNING"],
             cwd=ROOT, env=env)
         self.base = f"http://127.0.0.1:{self.port}"
         for _ in range(100):
@@ -132,12 +145,13 @@ class Server:
         raise SystemExit("gunicorn did not start")
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a worker still busy with a long request
-            self.process.kill()
-            self.process.wait(timeout=30)
+        for process in (self.process, self.worker):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # still busy with a long request or task
+                process.kill()
+                process.wait(timeout=30)
 
 
 class Reviewer:

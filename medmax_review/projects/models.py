@@ -65,3 +65,20 @@ class UserProfile(models.Model):
     )
     # May see records from credentialed sources (MIMIC-style data-use agreements).
     credentialed_access = models.BooleanField(default=False)
+
+
+class ProjectFigures(models.Model):
+    """Figures whose computing reads the whole project (the dashboard's counts, the statistics
+    page), stored so a page view reads one row; projects.figures keeps them fresh."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="figures")
+    name = models.CharField(max_length=40)
+    data = models.JSONField(null=True, blank=True)  # None until first computed
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # Set by the one process that sends a refresh; cleared when the refresh is stored.
+    refresh_claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="figures_unique_name")
+        ]

@@ -5,6 +5,7 @@ from django.views.decorators.http import require_POST
 
 from medmax_review.core.access import project_for
 from medmax_review.projects import selectors, services
+from medmax_review.projects.figures import figures_read
 from medmax_review.projects.forms import MemberAddForm, MemberRoleForm, ProjectSettingsForm
 from medmax_review.projects.models import ADMIN, REVIEWER, Membership
 
@@ -18,11 +19,11 @@ def home(request):
 @login_required
 def project_dashboard(request, slug):
     project, membership = project_for(request.user, slug, REVIEWER)
-    summary = selectors.project_summary(project=project, user=request.user)
     return render(
         request,
         "projects/project_dashboard.html",
-        {"project": project, "membership": membership, "summary": summary},
+        {"project": project, "membership": membership,
+         "figures": figures_read(project=project, name="counts")},
     )
 
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from medmax_review.core.access import project_for
 from medmax_review.core.medmax import TASK_CHOICES
+from medmax_review.projects.figures import figures_read
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
 from medmax_review.review import browse_selectors, bulk, stats
 from medmax_review.review.browse_selectors import BANDS, BrowseError, BrowseFilters
@@ -176,10 +177,11 @@ def candidate_bulk(request, slug):
 def project_stats(request, slug):
     project, membership = project_for(request.user, slug, REVIEWER)
     own_only = not membership.has_role(ADJUDICATOR)
-    data = stats.dashboard_data(
-        project=project, reviewer_only_id=request.user.id if own_only else None
-    )
+    figures = figures_read(project=project, name="stats")
+    data = {} if figures.data is None else stats.dashboard_data(
+        figures=figures.data, reviewer_only_id=request.user.id if own_only else None)
     return render(
         request, "review/dashboard.html",
-        {"project": project, "membership": membership, "own_only": own_only, **data},
+        {"project": project, "membership": membership, "own_only": own_only,
+         "figures": figures, **data},
     )

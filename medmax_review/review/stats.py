@@ -11,11 +11,9 @@ from collections.abc import Hashable, Iterable
 from itertools import combinations
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Window
 from django.db.models.functions import Lag
-from django.utils import timezone
 
 from medmax_review.projects.models import Project
 from medmax_review.review.browse_selectors import BANDS
@@ -35,6 +33,7 @@ from medmax_review.review.models import (
 )
 from medmax_review.review.scorer_quality import scorer_quality
 from medmax_review.review.selectors import verdicts_standing
+from medmax_review.sources.models import SourceRecord
 
 # A gap longer than this between two decisions of one reviewer is a break, not work time.
 GAP_CAP_SECONDS = 600
@@ -349,23 +348,45 @@ def chart_values(
             "label_width": label_width, "bars": bars, "unit": unit, "decimals": decimals}
 
 
-STATS_SECONDS = 60  # the page's figures may lag this much; computing them reads every verdict
+STATS_SECONDS = 60  # how old the page's figures may be: computing them reads every verdict
+COUNTS_SECONDS = 30  # the same for the project dashboard's counts
 
 
-def dashboard_data(*, project: Project, reviewer_only_id: int | None = None) -> dict:
-    """Everything the stats page draws; a reviewer sees only their own throughput. Computed at
-    most once per STATS_SECONDS per project and viewer (each web process keeps its own copy)."""
-    key = f"project-stats:{project.pk}:{project.created_at.timestamp()}:{reviewer_only_id}"
-    data = cache.get(key)
-    if data is None:
-        data = _dashboard_compute(project=project, reviewer_only_id=reviewer_only_id)
-        data["computed_at"] = timezone.now()
-        cache.set(key, data, STATS_SECONDS)
-    return data
+def project_counts(project: Project) -> dict:
+    """Records and candidates per status: the project dashboard's counts."""
+    by_status = dict(
+        Candidate.objects.filter(project=project)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return {
+        "records": SourceRecord.objects.filter(project=project).count(),
+        "candidates": sum(by_status.values()),
+        "by_status": by_status,
+    }
 
 
-def _dashboard_compute(*, project: Project, reviewer_only_id: int | None) -> dict:
-    throughput = reviewer_throughput(project=project, reviewer_id=reviewer_only_id)
+def stats_compute(project: Project) -> dict:
+    """Everything the statistics page draws, as stored figures (JSON): every reviewer's
+    throughput, agreement, progress, bands against decisions and the scorers' quality."""
+    throughput = reviewer_throughput(project=project)
+    names = {t["reviewer_id"]: t["name"] for t in throughput}
+    return {
+        "throughput": throughput,
+        "agreement": agreement_summary(project=project, names=names),
+        "progress": progress_by_task(project=project),
+        "bands": score_bands_vs_decisions(project=project),
+        "quality": scorer_quality(project=project),
+    }
+
+
+def dashboard_data(*, figures: dict, reviewer_only_id: int | None = None) -> dict:
+    """The statistics page's charts drawn from stored figures; a reviewer sees only their own
+    throughput."""
+    throughput = figures["throughput"]
+    if reviewer_only_id is not None:
+        throughput = [t for t in throughput if t["reviewer_id"] == reviewer_only_id]
     data = {
         "throughput_chart": chart_values(
             rows=[{"label": t["name"], "value": t["decisions"]} for t in throughput], decimals=0
@@ -378,17 +399,14 @@ def _dashboard_compute(*, project: Project, reviewer_only_id: int | None) -> dic
     }
     if reviewer_only_id is not None:
         return data
-    names = {t["reviewer_id"]: t["name"] for t in throughput}
-    agreement = agreement_summary(project=project, names=names)
+    agreement = figures["agreement"]
     edit_rows = [
         {"label": t["name"], "value": None if t["edit_rate"] is None else 100 * t["edit_rate"]}
         for t in throughput
     ]
     data.update(
         {
-            "progress_chart": chart_stacked(
-                rows=progress_by_task(project=project), series=PROGRESS_STATUSES
-            ),
+            "progress_chart": chart_stacked(rows=figures["progress"], series=PROGRESS_STATUSES),
             "agreement": agreement,
             "kappa_chart": chart_values(
                 rows=[{"label": p["label"], "value": p["kappa"], "note": f"{p['items']} items"}
@@ -402,10 +420,9 @@ def _dashboard_compute(*, project: Project, reviewer_only_id: int | None) -> dic
             ),
             "edit_chart": chart_values(rows=edit_rows, lo=0.0, hi=100.0, unit="%", decimals=0),
             "bands_chart": chart_stacked(
-                rows=score_bands_vs_decisions(project=project), series=(APPROVED, REJECTED),
-                share=True,
+                rows=figures["bands"], series=(APPROVED, REJECTED), share=True,
             ),
-            "quality": scorer_quality(project=project),
+            "quality": figures["quality"],
         }
     )
     return data
