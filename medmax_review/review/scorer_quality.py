@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from medmax_review.core.bands import NA
 from medmax_review.core.checks import CHECKS, SCORE_NAMES, flags
 from medmax_review.projects.models import Project
-from medmax_review.review.models import REJECT, REJECT_REASONS, Candidate
+from medmax_review.review.models import REJECT, REJECT_REASONS, VERDICTS, Candidate, Decision
 from medmax_review.review.selectors import verdicts_standing
 
 LATEST = 20_000  # candidates with verdicts read, newest first
@@ -34,17 +34,28 @@ class Verdict:
 
 
 def verdicts_latest(*, project: Project, limit: int = LATEST) -> list[Verdict]:
-    by_candidate: dict[int, set] = {}
-    for candidate_id, action, reason in (
-        verdicts_standing(project=project).order_by("-candidate_id")
-        .values_list("candidate_id", "action", "reason")[: limit * project.reviews_required]
-    ):
-        reasons = by_candidate.setdefault(candidate_id, set())
+    by_candidate: dict[int, set] = {cid: set() for cid in _candidates_latest(project, limit)}
+    for candidate_id, action, reason in verdicts_standing(
+        candidate_ids=list(by_candidate)
+    ).values_list("candidate_id", "action", "reason"):
         if action == REJECT:
-            reasons.add(reason or "other")
-    rows = Candidate.objects.filter(id__in=list(by_candidate)[:limit]).values_list(
+            by_candidate[candidate_id].add(reason or "other")
+    rows = Candidate.objects.filter(id__in=list(by_candidate)).values_list(
         "id", "scores", "reject_risk")
     return [Verdict(scores or {}, risk, by_candidate[i]) for i, scores, risk in rows]
+
+
+def _candidates_latest(project: Project, limit: int) -> list[int]:
+    """The candidates of the project's latest verdicts, newest first, up to `limit`: a walk back
+    along the decisions' primary key (ordering the standing verdicts themselves would read and
+    sort every verdict of the project first)."""
+    decisions = (
+        Decision.objects.filter(candidate__project=project, action__in=VERDICTS,
+                                reviewer__isnull=False)
+        .order_by("-id").values_list("candidate_id", flat=True)
+    )
+    # A candidate has about one verdict per required review, more when edited or undone.
+    return list(dict.fromkeys(decisions[: 2 * limit * max(1, project.reviews_required)]))[:limit]
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -26,6 +26,8 @@ EXPECTED = {
     "medmax_review.exports.tasks.versions_resend": "default",
     "medmax_review.scoring.tasks.unscored_resend": "default",
     "medmax_review.scoring.tasks.reject_models_refit": "default",
+    # A project's stored figures, refreshed while someone views them.
+    "medmax_review.projects.tasks.figures_refresh": "default",
 }
 
 
