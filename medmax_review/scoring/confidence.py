@@ -9,6 +9,8 @@ learned from, the risk written is the out-of-fold prediction, so the statistics 
 the model on verdicts it did not see.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +126,11 @@ def reject_model_refit(*, project) -> RejectModel | None:
         _risks_clear(project=project)
         return None
     x = np.array([features_of(scores[i]) for i in ids])
+    trained_on = _digest(ids, y, x)
+    same = RejectModel.objects.filter(project=project, features=FEATURES,
+                                      trained_on=trained_on).first()
+    if same is not None:
+        return same  # nothing new to learn: its risks stand as written
     fitted = Fitted.on(x, y)
     held_out = dict(zip(ids, out_of_fold(x, y).tolist(), strict=True))
     with transaction.atomic():
@@ -132,10 +139,17 @@ def reject_model_refit(*, project) -> RejectModel | None:
             "features": FEATURES, "weights": fitted.weights.round(6).tolist(),
             "intercept": round(fitted.intercept, 6), "means": fitted.means.tolist(),
             "scales": fitted.scales.tolist(), "decisions": len(ids), "rejected": int(y.sum()),
-            "version": (old.version + 1) if old else 1,
+            "version": (old.version + 1) if old else 1, "trained_on": trained_on,
         })
     _risks_write(project=project, model=model, held_out=held_out)
     return model
+
+
+def _digest(ids: list[int], y: np.ndarray, x: np.ndarray) -> str:
+    digest = hashlib.sha256(json.dumps(FEATURES).encode())
+    for array in (np.array(ids, dtype=np.int64), y.astype(np.float64), x.astype(np.float64)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def reject_models_refit() -> int:

@@ -71,3 +71,6 @@ class RejectModel(models.Model):
     rejected = models.PositiveIntegerField(help_text="of which rejections")
     version = models.PositiveIntegerField(default=1, help_text="bumped on every refit")
     trained_at = models.DateTimeField(auto_now=True)
+    # What it was fitted on (features, candidates, labels, their scores): a refit on the same
+    # is skipped, so an idle project's risks are not rewritten every hour.
+    trained_on = models.CharField(max_length=64, blank=True, default="")

@@ -1,6 +1,8 @@
 """The clinician reject risk: learned per project from standing verdicts, shown on review."""
 
 import numpy as np
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from medmax_review.review.models import APPROVE, EDIT, REJECT, Decision, ReviewSlot
 from medmax_review.review.score_panel import review_scores
@@ -61,7 +63,7 @@ def test_too_few_verdicts_learn_nothing(project, make_record, make_candidate, de
     assert review_scores(c)["reject_risk"] is None
 
 
-def test_refit_writes_held_out_risks_bumps_the_version_and_orders_the_slots(
+def test_refit_writes_held_out_risks_orders_the_slots_and_skips_what_it_learned(
         project, make_record, make_candidate, demo_rows, reviewer):
     record, candidates = _verdicts(make_record, make_candidate, demo_rows, reviewer)
     waiting = make_candidate(record, response="Only the left lung is opacified.", sample_index=600)
@@ -76,8 +78,17 @@ def test_refit_writes_held_out_risks_bumps_the_version_and_orders_the_slots(
     assert waiting.reject_risk_detail["held_out"] is False
     assert ReviewSlot.objects.get(candidate=waiting).risk == waiting.reject_risk
     assert any(name == "laterality findings" for name, _ in waiting.reject_risk_detail["drivers"])
+    # Nothing new to learn from: the hourly refit keeps the model and rewrites no risk.
+    with CaptureQueriesContext(connection) as queries:
+        assert reject_models_refit() == 1
+    assert RejectModel.objects.get(project=project).version == 1
+    assert not any(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+    Decision.objects.create(candidate=waiting, reviewer=reviewer, action=REJECT,
+                            candidate_version=1)
     assert reject_models_refit() == 1
     assert RejectModel.objects.get(project=project).version == 2
+    waiting.refresh_from_db()
+    assert waiting.reject_risk_detail["model"] == 2 and waiting.reject_risk_detail["held_out"]
 
 
 def test_losing_the_verdicts_removes_the_model_and_the_risks(
