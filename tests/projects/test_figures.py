@@ -107,3 +107,18 @@ def test_a_real_worker_refreshes_stale_figures(project, worker):
             break
         time.sleep(0.2)
     assert row.data["records"] == 2 and row.refresh_claimed_at is None
+
+
+def test_a_pending_page_fills_itself_in_when_the_figures_are_stored(open_tab, project, admin_user):
+    """In a browser under the CSP: the placeholder polls, and shows the counts once stored."""
+    _record(project, 1)
+    ProjectFigures.objects.create(project=project, name="counts", refresh_claimed_at=timezone.now())
+    tab = open_tab()
+    tab.login(admin_user)
+    tab.goto(f"/p/{project.slug}/")
+    tab.page.wait_for_selector('[data-testid="figures-pending"]')
+    figures.figures_refresh(project=project, name="counts")  # what the worker does
+    tab.page.wait_for_selector('[data-testid="computed-at"]', timeout=10_000)
+    assert "1 source records" in tab.page.inner_text("main")
+    assert tab.page.locator('[data-testid="figures-pending"]').count() == 0
+    tab.assert_no_csp_violations()
