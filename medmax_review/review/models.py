@@ -47,8 +47,9 @@ REJECT_REASONS = [
 class Candidate(models.Model):
     """One generated instruction-response pair for one task from one source record."""
 
+    # Indexed by candidate_project_idx (project, id), which also serves lookups by project.
     project = models.ForeignKey(
-        "projects.Project", on_delete=models.CASCADE, related_name="candidates"
+        "projects.Project", on_delete=models.CASCADE, related_name="candidates", db_index=False
     )
     record = models.ForeignKey(
         "sources.SourceRecord", on_delete=models.CASCADE, related_name="candidates"
@@ -106,6 +107,10 @@ class Candidate(models.Model):
             ),
         ]
         indexes = [
+            # A project's candidates in id order, unfiltered (the browser's first page, exports'
+            # batches): without it, a small project's newest-first page walks the primary key
+            # back through every larger project's candidates (1.5 s beside 1.47M).
+            models.Index(fields=["project", "id"], name="candidate_project_idx"),
             # The candidate browser: keyset pagination by id within a project and status.
             models.Index(fields=["project", "status", "id"], name="candidate_browse_idx"),
             # Export: approved candidates of a project in id order.
