@@ -65,7 +65,9 @@ class ImportRun(models.Model):
 class SourceRecord(models.Model):
     """One imported item. Never changed after import: candidates and decisions point at it."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="records")
+    # Indexed by record_project_idx (project, id), which also serves lookups by project.
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="records",
+                                db_index=False)
     source = models.CharField(max_length=100, help_text="source dataset name, e.g. vqa_rad")
     external_id = models.CharField(max_length=200)
     license = models.CharField(max_length=100, blank=True)
@@ -91,6 +93,9 @@ class SourceRecord(models.Model):
             )
         ]
         indexes = [
+            # A project's records in id order (generation's first N): not a walk along the
+            # primary key through other projects' records.
+            models.Index(fields=["project", "id"], name="record_project_idx"),
             # Generation selects records by source / licence / modality within a project.
             models.Index(fields=["project", "source", "license"], name="record_filter_idx"),
         ]
