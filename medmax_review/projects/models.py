@@ -77,6 +77,7 @@ class ProjectFigures(models.Model):
     computed_at = models.DateTimeField(null=True, blank=True)
     # Set by the one process that sends a refresh; cleared when the refresh is stored.
     refresh_claimed_at = models.DateTimeField(null=True, blank=True)
+    compute_seconds = models.FloatField(default=0.0)  # the last computation's duration
 
     class Meta:
         constraints = [

@@ -39,7 +39,7 @@ def test_counts_are_stored_and_served_until_stale(client, project, admin_user,
         html = _dashboard(client, project)
     assert "1 source records" in html  # the stored figures, not a recount
     assert not any("sources_sourcerecord" in q["sql"] for q in queries.captured_queries)
-    assert 'data-testid="computed-at"' in html and "refreshed every half minute" in html
+    assert 'data-testid="computed-at"' in html and "counted again when older than 30 seconds" in html
 
     _age(project, "counts", figures.KINDS["counts"].max_age_seconds + 1)
     with django_capture_on_commit_callbacks(execute=False) as sent:
@@ -63,6 +63,29 @@ def test_a_refresh_is_claimed_again_when_its_message_was_lost(project,
     with django_capture_on_commit_callbacks(execute=False) as sent:
         figures.figures_read(project=project, name="counts")
     assert len(sent) == 1
+
+
+def test_figures_that_take_long_to_compute_are_refreshed_less_often(
+        project, django_capture_on_commit_callbacks):
+    figures.figures_read(project=project, name="counts")
+    ProjectFigures.objects.filter(project=project).update(compute_seconds=10)
+    _age(project, "counts", 150)  # past the kind's 30 s, within 20 x 10 s
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        shown = figures.figures_read(project=project, name="counts")
+    assert sent == [] and shown.max_age_seconds == 10 * figures.COST_FACTOR
+    _age(project, "counts", 10 * figures.COST_FACTOR + 1)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        figures.figures_read(project=project, name="counts")
+    assert len(sent) == 1
+    stored = figures.figures_refresh(project=project, name="counts")
+    assert 0 < stored.compute_seconds < 10  # measured again by the refresh
+
+
+def test_intervals_read_as_words():
+    from medmax_review.core.templatetags.medmax_tags import interval
+
+    assert [interval(s) for s in (30, 60, 89, 90, 240, 3600)] == [
+        "30 seconds", "60 seconds", "89 seconds", "2 minutes", "4 minutes", "60 minutes"]
 
 
 def test_running_a_refresh_twice_stores_the_same_figures(project):
