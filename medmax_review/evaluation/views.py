@@ -6,9 +6,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 
-from medmax_review.core.access import project_for
 from medmax_review.evaluation import selectors, services
 from medmax_review.exports.models import DatasetVersion
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADJUDICATOR, ADMIN
 from medmax_review.review.stats import chart_values
 

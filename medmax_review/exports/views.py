@@ -7,13 +7,13 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from medmax_review.core.access import may_read_credentialed, project_for
 from medmax_review.core.audit import audit_record
 from medmax_review.core.models import AuditEvent
 from medmax_review.exports import selectors, services
 from medmax_review.exports.files import tar_stream
 from medmax_review.exports.forms import ExportForm
 from medmax_review.exports.models import DatasetVersion
+from medmax_review.projects.access import may_read_credentialed, project_for
 from medmax_review.projects.models import ADJUDICATOR, ADMIN
 
 

@@ -4,10 +4,10 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from medmax_review.core.access import project_for
 from medmax_review.generation import selectors, services
 from medmax_review.generation.forms import JobForm, TemplateForm
 from medmax_review.generation.models import GenerationJob
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADMIN
 
 

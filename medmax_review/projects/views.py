@@ -3,8 +3,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from medmax_review.core.access import project_for
 from medmax_review.projects import selectors, services
+from medmax_review.projects.access import project_for
 from medmax_review.projects.figures import figures_read
 from medmax_review.projects.forms import MemberAddForm, MemberRoleForm, ProjectSettingsForm
 from medmax_review.projects.models import ADMIN, REVIEWER, Membership

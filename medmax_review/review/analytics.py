@@ -15,7 +15,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.utils.http import urlencode
 
-from medmax_review.core.access import readable_candidates
+from medmax_review.projects.access import readable_candidates
 from medmax_review.projects.models import Project
 from medmax_review.review.browse_selectors import BANDS, score_name_check
 from medmax_review.review.models import (

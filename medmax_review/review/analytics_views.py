@@ -8,7 +8,7 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from medmax_review.core.access import project_for
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADJUDICATOR
 from medmax_review.review import analytics, browse_selectors
 from medmax_review.review.browse_selectors import BrowseError

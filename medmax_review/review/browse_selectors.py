@@ -15,8 +15,8 @@ from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
-from medmax_review.core.access import readable_candidates
 from medmax_review.core.bands import FAIL, FAIR, GOOD, POOR
+from medmax_review.projects.access import readable_candidates
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     ADJUDICATION,

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from medmax_review.core.access import project_for
 from medmax_review.core.medmax import TASK_CHOICES
+from medmax_review.projects.access import project_for
 from medmax_review.projects.figures import figures_read
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
 from medmax_review.review import browse_selectors, bulk, stats

@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from medmax_review.core.access import may_read_credentialed, readable_candidates
+from medmax_review.projects.access import may_read_credentialed, readable_candidates
 from medmax_review.projects.models import (
     QUEUE_LIKELY_BAD,
     QUEUE_SCORES,

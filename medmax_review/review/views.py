@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
-from medmax_review.core.access import project_for
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER, Project
 from medmax_review.review import claims, selectors, services
 from medmax_review.review.models import REJECT_REASONS

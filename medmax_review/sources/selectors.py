@@ -1,7 +1,7 @@
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from medmax_review.core.access import may_read_credentialed
+from medmax_review.projects.access import may_read_credentialed
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.readers.dicom import PRESETS

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
-from medmax_review.core.access import project_for
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADMIN
 from medmax_review.sources import selectors, services
 from medmax_review.sources.forms import ImportUploadForm

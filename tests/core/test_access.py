@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from medmax_review.core.access import project_for
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADJUDICATOR, ADMIN, REVIEWER
 
 

@@ -32,7 +32,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from medmax_review.core.access import has_credentialed_access
+from medmax_review.projects.access import has_credentialed_access
 from medmax_review.projects.models import Project
 from medmax_review.review import bulk, claims, services
 from medmax_review.review.browse_selectors import BrowseFilters

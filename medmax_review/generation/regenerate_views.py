@@ -9,10 +9,10 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from medmax_review.core.access import project_for
 from medmax_review.generation import regeneration
 from medmax_review.generation import selectors as generation_selectors
 from medmax_review.generation.models import BACKEND_CHOICES
+from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADMIN
 from medmax_review.review import browse_selectors
 from medmax_review.review.browse_selectors import BrowseError
