@@ -179,7 +179,10 @@ def main() -> None:
         grounding._model_state["model"] = None
     rows = demo_rows()
     modes = ["memory", "db"] if args.compare else ["db" if args.db else "memory"]
-    grounding_method = "embeddings" if grounding.embedding_model() else "lexical"
+    grounding_method = "lexical"
+    if grounding.embedding_model():
+        precision = "bfloat16" if grounding._model_state.get("bf16") else "float32"
+        grounding_method = f"embeddings ({precision})"
     print(f"scoring throughput, one process, {' vs '.join(modes)}, grounding {grounding_method},"
           f" {len(rows)} demo records as seeds")
     print(f"{'candidates':>11} {'mode':>7} {'cpu s':>9} {'wall s':>9} {'cand/s/core':>12} "

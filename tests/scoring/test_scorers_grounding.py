@@ -1,5 +1,7 @@
 """The grounding scorer: share of response content words the source supports."""
 
+import pytest
+
 from medmax_review.core.medmax import IMAGE_CAPTIONING
 from medmax_review.scoring.scorers import grounding
 from medmax_review.scoring.scorers.grounding import embedding_model, score_grounding
@@ -134,3 +136,112 @@ def test_grounding_embeds_a_batch_once_and_caches_sources(demo_rows, monkeypatch
     for item in items:
         score_grounding(item)
     assert len(calls) == 1
+
+
+class _Counting:
+    """The real model, recording every text it is asked to embed."""
+
+    def __init__(self, model):
+        self.model, self.texts = model, []
+        self.tokenizer = model.tokenizer
+
+    def encode(self, texts, **options):
+        self.texts += list(texts)
+        return self.model.encode(texts, **options)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    _require_embeddings()
+    model = _Counting(embedding_model())
+    monkeypatch.setitem(grounding._model_state, "model", model)
+    monkeypatch.setattr(grounding, "_vectors", grounding.OrderedDict())
+    return model
+
+
+def test_grounding_embeds_only_what_can_change_the_score(demo_rows, counting):
+    row = demo_rows["vqarad-629"]  # "Is there a fracture of the left humerus?" -> "No"
+    supported = item_for(row, response="There is no fracture of the left humerus.")
+    result = score_grounding(supported)
+    assert counting.texts == []  # every word is in the source: the similarity could only raise it
+    (method,) = [e["text"] for e in result.evidence if e["rule"] == "method"]
+    assert "was not computed" in method and result.value == 1.0
+
+    claim = "There is no fracture of the left humerus."
+    mixed = item_for(row, response=f"{claim} The patient was treated for gout last year.")
+    grounding.embeddings_prepare([supported, mixed])
+    prepared = list(counting.texts)
+    assert claim not in prepared  # its words are all in the source: its vector is never needed
+    assert set(prepared) == {"Is there a fracture of the left humerus?\nNo", mixed.response,
+                             "The patient was treated for gout last year."}
+    (ev,) = [e for e in score_grounding(mixed).evidence if e["rule"] == "unsupported_sentence"]
+    assert mixed.response[slice(*ev["spans"][0])].startswith("The patient was treated")
+    assert counting.texts == prepared  # prepare and score ask for the same texts: nothing more
+
+
+def _everything(item, lex):
+    """The texts embedded before only what can change a result was: source, response, claims."""
+    if not lex.response_words or not lex.source.strip():
+        return []
+    return [lex.source, item.response, *(item.response[a:b].strip()
+                                         for a, b in grounding.parse(item.response).claims)]
+
+
+def _scored(items):
+    grounding._vectors.clear()
+    grounding.embeddings_prepare(items)
+    return [score_grounding(item) for item in items]
+
+
+def _findings_of(result):
+    return [e for e in result.evidence if e["rule"] != "method"]
+
+
+def test_grounding_scores_agree_with_embedding_everything_in_float32(monkeypatch):
+    """Embedding only what can change a result changes no score; bfloat16 moves a value by a few
+    thousandths at most and no finding (bench/eval_set.py, every eighth case)."""
+    _require_embeddings()
+    from bench import bench_scorers, eval_set
+
+    items = [bench_scorers.item_for(c) for c in eval_set.build()[::8]]
+    monkeypatch.setattr(grounding, "_vectors", grounding.OrderedDict())
+    bf16 = grounding._model_state.get("bf16", False)
+    optimised = _scored(items)
+    monkeypatch.setitem(grounding._model_state, "bf16", False)
+    pruned = _scored(items)
+    monkeypatch.setattr(grounding, "_embedding_texts", _everything)
+    reference = _scored(items)
+    for item, fast, lean, full in zip(items, optimised, pruned, reference, strict=True):
+        assert (lean.value, lean.band, _findings_of(lean)) == (full.value, full.band,
+                                                               _findings_of(full)), item.response
+        assert abs(fast.value - full.value) <= (0.005 if bf16 else 0.0), item.response
+        assert _findings_of(fast) == _findings_of(full), item.response
+
+
+def test_a_vector_does_not_depend_on_the_texts_batched_with_it(counting):
+    # What int8 dynamic quantisation would break: its activation scale is taken over a batch.
+    texts = ["Right lung.", "There is diffuse opacification throughout the right pulmonary field "
+             "with air bronchograms and no pleural effusion on this frontal radiograph."]
+    alone = grounding._encode_new(counting.model, texts[:1])[0][1]
+    batched = dict(grounding._encode_new(counting.model, texts))[texts[0]]
+    assert grounding._cosine(alone, batched) > 0.9999
+
+
+def test_grounding_evidence_names_bfloat16_and_the_setting_turns_it_off(demo_rows, monkeypatch,
+                                                                        settings):
+    _require_embeddings()
+    item = item_for(demo_rows["vqarad-1582"],
+                    response="Opacification is diffuse throughout the right pulmonary field.")
+    monkeypatch.setattr(grounding, "_vectors", grounding.OrderedDict())
+
+    def method():
+        return next(e["text"] for e in score_grounding(item).evidence if e["rule"] == "method")
+
+    if grounding._model_state["bf16"]:
+        assert "sentence-embedding similarity 0." in method() and "(bfloat16)" in method()
+    settings.EMBEDDING_BF16 = False
+    monkeypatch.delitem(grounding._model_state, "model")  # loaded again, with the setting off
+    monkeypatch.delitem(grounding._model_state, "bf16")
+    assert embedding_model() is not None and grounding._model_state["bf16"] is False
+    grounding._vectors.clear()
+    assert "sentence-embedding similarity 0." in method() and "bfloat16" not in method()
