@@ -111,6 +111,35 @@ def test_agreement_summary_from_decisions(project, reviewer, reviewer2, adjudica
     assert summary["alpha"] is not None and -1 <= summary["alpha"] <= 1
 
 
+def test_agreement_pairs_and_alpha_with_partly_overlapping_reviewers(
+        project, reviewer, reviewer2, adjudicator):
+    """Each pair over the candidates both decided, in reviewer order; alpha over the candidates
+    with two or more verdicts; a candidate with one verdict counts only as a reviewer's."""
+    cands = add_candidates(project, 6)
+    plan = [  # (reviewer, reviewer2, adjudicator); None: did not decide
+        (APPROVE, APPROVE, REJECT), (REJECT, REJECT, None), (APPROVE, None, APPROVE),
+        (None, REJECT, APPROVE), (REJECT, APPROVE, REJECT), (APPROVE, None, None),
+    ]
+    people = (reviewer, reviewer2, adjudicator)
+    for c, row in zip(cands, plan, strict=True):
+        for person, action in zip(people, row, strict=True):
+            if action:
+                decide(c, person, action)
+    summary = stats.agreement_summary(project=project, names={})
+    ids = sorted(p.id for p in people)
+    column = {p.id: i for i, p in enumerate(people)}
+    expected = []
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            shared = [(row[column[a]], row[column[b]]) for row in plan
+                      if row[column[a]] and row[column[b]]]
+            expected.append((len(shared), stats.cohen_kappa(shared)))
+    assert [(p["items"], p["kappa"]) for p in summary["pairs"]] == expected
+    units = [[v for v in row if v] for row in plan if sum(bool(v) for v in row) >= 2]
+    assert summary["alpha"] == pytest.approx(stats.krippendorff_alpha_nominal(units))
+    assert (summary["items"], summary["reviewers"]) == (5, 3)
+
+
 def test_reviewer_throughput_median_ignores_breaks(project, reviewer):
     cands = add_candidates(project, 5)
     start = timezone.now() - timedelta(hours=2)
