@@ -27,7 +27,7 @@ from medmax_review.projects.models import Project, ProjectFigures
 # may be claimed again.
 CLAIM_SECONDS = 300
 # Figures are refreshed at most once per COST_FACTOR times their computing time: at most 5 % of
-# a core per viewed project (12 s for MedMax's statistics: every 4 minutes, not every minute).
+# a core per viewed project (about 10 s for MedMax-sized statistics: every 3 to 4 minutes).
 COST_FACTOR = 20
 
 
