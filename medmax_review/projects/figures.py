@@ -52,10 +52,9 @@ def figures_register(name: str, compute: Callable[[Project], dict], *, max_age_s
 
 
 def figures_read(*, project: Project, name: str) -> Figures:
-    kind = KINDS[name]
     row = _row(project, name)
     now = timezone.now()
-    max_age = max(kind.max_age_seconds, COST_FACTOR * row.compute_seconds)
+    max_age = _max_age(row)
     fresh = row.computed_at is not None and row.computed_at >= now - timedelta(seconds=max_age)
     if not fresh and _claim(row, now):
         if row.data is None:
@@ -68,8 +67,11 @@ def figures_read(*, project: Project, name: str) -> Figures:
             from medmax_review.projects.tasks import figures_refresh as refresh_task
 
             transaction.on_commit(partial(refresh_task.delay, project.id, name), robust=True)
-    return Figures(row.data, row.computed_at,
-                   round(max(kind.max_age_seconds, COST_FACTOR * row.compute_seconds)))
+    return Figures(row.data, row.computed_at, round(_max_age(row)))
+
+
+def _max_age(row: ProjectFigures) -> float:
+    return max(KINDS[row.name].max_age_seconds, COST_FACTOR * row.compute_seconds)
 
 
 def figures_refresh(*, project: Project, name: str) -> ProjectFigures:
@@ -85,6 +87,9 @@ def figures_refresh(*, project: Project, name: str) -> ProjectFigures:
 
 
 def _row(project: Project, name: str) -> ProjectFigures:
+    row = ProjectFigures.objects.filter(project=project, name=name).first()
+    if row is not None:  # every view but the first: one SELECT, no savepoint
+        return row
     try:
         with transaction.atomic():
             row, _ = ProjectFigures.objects.get_or_create(project=project, name=name)
