@@ -4,6 +4,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from medmax_review.core.tokens import count_text_tokens, tokenizer
+
 SEPARATOR = "<reserved08706>"
 IMAGE = "<image>"
 CONTEXT_TOKENS = 2048
@@ -86,8 +88,6 @@ def estimate_text_tokens(text: str) -> int:
 def estimate_tokens(text: str) -> int:
     """Tokens of a MedMax text: the bundled tokenizer's count (the estimate without it), plus
     IMAGE_TOKENS per <image>."""
-    from medmax_review.core.tokens import count_text_tokens
-
     images = text.count(IMAGE)
     plain = text.replace(IMAGE, "")
     counted = count_text_tokens(plain)
@@ -133,18 +133,26 @@ def parse_text(text: str) -> ParsedText:
 
 
 def check_text(text: str, *, has_image: bool) -> list[str]:
-    """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid)."""
+    """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid).
+
+    The rules of parse_text, read in one pass over the counts (an export checks every row)."""
+    separators = text.count(SEPARATOR)
+    placeholders = text.count(IMAGE)
+    if separators != 1 or placeholders > 1:
+        try:
+            parse_text(text)
+        except ValueError as exc:
+            return [str(exc)]
+    prompt, answer = text.split(SEPARATOR)
+    if placeholders and IMAGE in prompt and not prompt.startswith(IMAGE):
+        return [f"{IMAGE} inside the instruction must stand at its start"]
     problems = []
-    try:
-        parsed = parse_text(text)
-    except ValueError as exc:
-        return [str(exc)]
-    if not parsed.instruction.strip():
+    generated = placeholders and IMAGE in answer  # the image stands in the response
+    if not (prompt[len(IMAGE):] if placeholders and not generated else prompt).strip():
         problems.append("empty instruction")
     # A generation record's response may be the image alone.
-    if not parsed.response.replace(IMAGE, "").strip() and parsed.image_position != IMAGE_IN_RESPONSE:
+    if not generated and not answer.strip():
         problems.append("empty response")
-    placeholders = text.count(IMAGE)
     if has_image and placeholders != 1:
         problems.append(f"record has an image but {placeholders} {IMAGE} placeholders")
     if not has_image and placeholders:
@@ -159,10 +167,8 @@ def check_text(text: str, *, has_image: bool) -> list[str]:
 def _fits_by_length(text: str, placeholders: int) -> bool:
     """True when the text fits the context whatever it says: the bundled byte-level BPE never
     makes more tokens than the text has UTF-8 bytes, so most texts need no tokenizer run."""
-    from medmax_review.core.tokens import tokenizer
-
-    if tokenizer() is None:
-        return False  # the estimate's own arithmetic is not bounded by bytes: it is computed
     budget = CONTEXT_TOKENS - placeholders * (IMAGE_TOKENS - len(IMAGE))
     # A character is at most 4 UTF-8 bytes: most texts are decided without encoding them.
-    return 4 * len(text) <= budget or len(text.encode()) <= budget
+    if 4 * len(text) > budget and len(text.encode()) > budget:
+        return False
+    return tokenizer() is not None  # the estimate's own arithmetic is not bounded by bytes

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from medmax_review.core.leases import TAKEN_OVER, lease_claim
 from medmax_review.core.medmax import build_text, check_text
+from medmax_review.core.read_ahead import read_ahead
 from medmax_review.exports import cards, changelog, files, selectors, writers
 from medmax_review.exports.manifest import BuildStats
 from medmax_review.exports.models import DatasetVersion
@@ -192,6 +193,8 @@ class _Build:
         # Image names checked -> the file to embed (None when not embedding), so each image is
         # found, verified and placed once; a cache, not a record: emptied when full.
         self.checked: dict[str, Path | None] = {}
+        # Split per image (or record): MedMax has two rows per image and more across tasks.
+        self.splits: dict[str, str] = {}
         mode = self.options["images"]
         self.image_dir = None  # "none", and formats that embed the bytes: nothing copied
         if mode == "copy" and not self.writer.embeds_images:
@@ -222,13 +225,17 @@ class _Build:
         self.beat(rows_total=total)
         if self.image_dir:
             self.image_dir.mkdir()
-        self.index = changelog.RowIndex(self.folder)
+        # Diffed against the previous version as the rows are written.
+        self.index = changelog.RowIndex(self.folder, diff=self._diff())
         try:
-            for batch in selectors.export_batches(
+            # The next batches are fetched while this thread writes the current one.
+            for batch in read_ahead(lambda: selectors.export_batches(
                 project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
-            ):
+            )):
                 if len(self.checked) > CHECKED_IMAGES:
                     self.checked = {}
+                if len(self.splits) > CHECKED_IMAGES:
+                    self.splits = {}
                 for row in batch:
                     self.beat()
                     line, problems = self._prepare(row)
@@ -236,7 +243,7 @@ class _Build:
                         self.stats.exclude(row, problems)
                         self._index(row, line, split="", left_out=problems)
                         continue
-                    split = split_of(_split_key(row), options["split"]) if options["split"] else SINGLE_FILE
+                    split = self._split(row)
                     self.writer.write(split, line)
                     self._index(row, line, split=split)
                     self.stats.count(row, split)
@@ -256,7 +263,7 @@ class _Build:
             self.writer.abort()
             self.index.abort()
             raise
-        changes = self._changes()
+        changes = self.index.diff.finish().as_manifest()
         digests.update(self._images())
         empty = [writers.hf_split(n) for n in self.names if n not in self.writer.published]
         for name, text in self._notices(empty, changes).items():
@@ -272,6 +279,16 @@ class _Build:
         files.fsync_dir(self.folder)
         return manifest
 
+    def _split(self, row: selectors.ExportRow) -> str:
+        proportions = self.options["split"]
+        if not proportions:
+            return SINGLE_FILE
+        key = _split_key(row)
+        split = self.splits.get(key)
+        if split is None:
+            split = self.splits[key] = split_of(key, proportions)
+        return split
+
     def _index(self, row: selectors.ExportRow, line: writers.ExportLine, *, split: str,
                left_out: list[str] | None = None) -> None:
         self.index.add(
@@ -281,17 +298,16 @@ class _Build:
                                       source=line.source, credential=line.credential),
         )
 
-    def _changes(self) -> dict:
+    def _diff(self) -> changelog.IndexDiff:
         """The changelog against the project's previous finished version (none: all added)."""
         previous = selectors.version_previous(version=self.version)
         old = dataset_version_folder(previous) / changelog.ROWS_FILE if previous else None
         if old is not None and not old.is_file():
             old = None  # made before versions kept a row index: compared with nothing
-        changes = changelog.index_diff(
-            old=old, new=self.folder / changelog.ROWS_FILE,
-            previous=previous.number if old is not None else None, current=self.version.number,
+        return changelog.IndexDiff(
+            old=old, previous=previous.number if old is not None else None,
+            current=self.version.number,
         )
-        return changes.as_manifest()
 
     def _notices(self, empty: list[str], changes: dict) -> dict[str, str]:
         """README.md (the dataset card), ATTRIBUTION.md, CHANGELOG.md and the format's own
@@ -347,7 +363,7 @@ class _Build:
         if not self.source_names:
             return None
         if row.image_path_kept:
-            return row.image_path_imported
+            return "" if row.image_path_imported == "" else None
         return "" if row.credential == "yes" else None
 
     def _provenance(self, row: selectors.ExportRow) -> dict | None:

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -43,11 +44,13 @@ def row_hash(*, text: str, image: str, task: str, source: str, credential: str) 
 
 
 class RowIndex:
-    """The index a build writes as it streams (published atomically like the data files)."""
+    """The index a build writes as it streams (published atomically like the data files),
+    each row also handed to `diff` when one is given."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, diff: "IndexDiff | None" = None):
         self.file = files.AtomicFile(folder / ROWS_FILE)
         self.file.write(HEADER)
+        self.diff = diff
         self.cleaned: dict[str, str] = {}  # task and source names, few: cleaned once each
 
     def add(self, *, candidate_id: int, record_id: int, task: str, source: str, split: str,
@@ -59,10 +62,10 @@ class RowIndex:
             cleaned[task] = _clean(task)
         if source not in cleaned:
             cleaned[source] = _clean(source)
-        self.file.write(
-            f"{candidate_id}\t{record_id}\t{cleaned[task]}\t{cleaned[source]}\t{split}\t{digest}"
-            f"\t{state}\n"
-        )
+        task, source = cleaned[task], cleaned[source]
+        self.file.write(f"{candidate_id}\t{record_id}\t{task}\t{source}\t{split}\t{digest}\t{state}\n")
+        if self.diff is not None:
+            self.diff.add(IndexRow(candidate_id, record_id, task, source, split, digest, state))
 
     def commit(self) -> files.FileDigest:
         return self.file.commit()
@@ -71,8 +74,7 @@ class RowIndex:
         self.file.abort()
 
 
-@dataclass(frozen=True)
-class IndexRow:
+class IndexRow(NamedTuple):  # a tuple: millions are read per diff
     candidate_id: int
     record_id: int
     task: str
@@ -98,21 +100,6 @@ def index_read(path: Path) -> Iterator[IndexRow]:
             yield IndexRow(int(cid), int(rid), task, source, split, digest, state)
 
 
-def _pairs(old: Iterator[IndexRow], new: Iterator[IndexRow]):
-    """(old row or None, new row or None) per candidate id, both streams in id order."""
-    a, b = next(old, None), next(new, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a.candidate_id < b.candidate_id):
-            yield a, None
-            a = next(old, None)
-        elif a is None or b.candidate_id < a.candidate_id:
-            yield None, b
-            b = next(new, None)
-        else:
-            yield a, b
-            a, b = next(old, None), next(new, None)
-
-
 @dataclass
 class Changes:
     """The counts and the first rows of each kind of change between two versions."""
@@ -120,26 +107,31 @@ class Changes:
     previous: int | None
     current: int
     counts: Counter = field(default_factory=Counter)
-    by_task: dict = field(default_factory=lambda: defaultdict(Counter))
-    by_source: dict = field(default_factory=lambda: defaultdict(Counter))
+    # Changes per (kind, task, source): one update per row, summed by task and by source at the end.
+    combos: Counter = field(default_factory=Counter)
     removed_reasons: Counter = field(default_factory=Counter)
     listed: dict = field(default_factory=lambda: {kind: [] for kind in KINDS})
 
     def note(self, kind: str, row: IndexRow, **extra) -> None:
-        self.counts[kind] += 1
-        self.by_task[row.task][kind] += 1
-        self.by_source[row.source][kind] += 1
-        if len(self.listed[kind]) < LISTED:
-            self.listed[kind].append(row.listed(**extra))
+        self.combos[kind, row.task, row.source] += 1
+        listed = self.listed[kind]
+        if len(listed) < LISTED:
+            listed.append(row.listed(**extra))
+
+    def _by(self, position: int) -> dict:
+        out: dict = defaultdict(Counter)
+        for combo, n in self.combos.items():
+            out[combo[position]][combo[0]] += n
+        return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
 
     def as_manifest(self) -> dict:
         return {
             "previous_version": self.previous,
-            **{kind: self.counts[kind] for kind in KINDS},
+            **{kind: sum(n for (k, *_), n in self.combos.items() if k == kind) for kind in KINDS},
             "moved_split": self.counts["moved_split"],
             "unchanged": self.counts["unchanged"],
-            "by_task": {k: dict(sorted(v.items())) for k, v in sorted(self.by_task.items())},
-            "by_source": {k: dict(sorted(v.items())) for k, v in sorted(self.by_source.items())},
+            "by_task": self._by(1),
+            "by_source": self._by(2),
             "removed_reasons": dict(sorted(self.removed_reasons.items())),
             "listed": self.listed,
             "listed_limit": LISTED,
@@ -171,20 +163,38 @@ def removal_reasons(candidate_ids: list[int]) -> dict[int, str]:
     return out
 
 
-def index_diff(*, old: Path | None, new: Path, previous: int | None, current: int) -> Changes:
-    """The changes from the version indexed at `old` (None: there is none) to `new`."""
-    changes = Changes(previous=previous, current=current)
-    old_rows = index_read(old) if old is not None else iter(())
-    waiting: list[IndexRow] = []  # removed rows whose reason the database gives
+class IndexDiff:
+    """The changes from the version indexed at `old` (None: there is none) to rows given one
+    by one in candidate id order: a build diffs its rows as it writes them, without reading
+    its own index back; index_diff gives it a written index."""
 
-    def resolve():
-        reasons = removal_reasons([r.candidate_id for r in waiting])
-        for r in waiting:
-            changes.removed_reasons[reasons[r.candidate_id]] += 1
-            changes.note("removed", r, reason=reasons[r.candidate_id])
-        waiting.clear()
+    def __init__(self, *, old: Path | None, previous: int | None, current: int):
+        self.changes = Changes(previous=previous, current=current)
+        self.old = index_read(old) if old is not None else iter(())
+        self.next_old = next(self.old, None)
+        self.waiting: list[IndexRow] = []  # removed rows whose reason the database gives
 
-    for a, b in _pairs(old_rows, index_read(new)):
+    def add(self, row: IndexRow) -> None:
+        a = self.next_old
+        while a is not None and a.candidate_id < row.candidate_id:
+            self._pair(a, None)
+            a = next(self.old, None)
+        if a is not None and a.candidate_id == row.candidate_id:
+            self._pair(a, row)
+            a = next(self.old, None)
+        else:
+            self._pair(None, row)
+        self.next_old = a
+
+    def finish(self) -> Changes:
+        while self.next_old is not None:
+            self._pair(self.next_old, None)
+            self.next_old = next(self.old, None)
+        self._resolve()
+        return self.changes
+
+    def _pair(self, a: IndexRow | None, b: IndexRow | None) -> None:
+        changes = self.changes
         was, now = a is not None and a.published, b is not None and b.published
         if now and not was:
             changes.note("added", b)
@@ -193,9 +203,9 @@ def index_diff(*, old: Path | None, new: Path, previous: int | None, current: in
                 changes.removed_reasons[b.state] += 1
                 changes.note("removed", a, reason=b.state)
             else:
-                waiting.append(a)
-                if len(waiting) >= LOOKUP_CHUNK:
-                    resolve()
+                self.waiting.append(a)
+                if len(self.waiting) >= LOOKUP_CHUNK:
+                    self._resolve()
         elif was and now:
             if a.digest != b.digest:
                 changes.note("edited", b)
@@ -203,8 +213,21 @@ def index_diff(*, old: Path | None, new: Path, previous: int | None, current: in
                 changes.counts["unchanged"] += 1
             if a.split != b.split:
                 changes.counts["moved_split"] += 1
-    resolve()
-    return changes
+
+    def _resolve(self) -> None:
+        reasons = removal_reasons([r.candidate_id for r in self.waiting])
+        for r in self.waiting:
+            self.changes.removed_reasons[reasons[r.candidate_id]] += 1
+            self.changes.note("removed", r, reason=reasons[r.candidate_id])
+        self.waiting.clear()
+
+
+def index_diff(*, old: Path | None, new: Path, previous: int | None, current: int) -> Changes:
+    """The changes from the version indexed at `old` (None: there is none) to `new`."""
+    diff = IndexDiff(old=old, previous=previous, current=current)
+    for row in index_read(new):
+        diff.add(row)
+    return diff.finish()
 
 
 def _cell(text: str) -> str:

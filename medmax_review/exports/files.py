@@ -45,7 +45,6 @@ class AtomicFile:
 
     final: Path
     digest: object = field(default_factory=hashlib.sha256)
-    size: int = 0
     lines: int = 0
 
     def __post_init__(self):
@@ -55,19 +54,25 @@ class AtomicFile:
         # Rows are small: hashed and written in pieces of about WRITE_BYTES, not one by one.
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._written = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (flushed or not)."""
+        return self._written + self._pending_size
 
     def write(self, text: str | bytes) -> None:
         """Append text (UTF-8) or bytes; `lines` counts the calls (one row each for JSONL)."""
         data = text.encode("utf-8") if isinstance(text, str) else text
         self._pending.append(data)
         self._pending_size += len(data)
-        self.size += len(data)
         self.lines += 1
         if self._pending_size >= WRITE_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         data = b"".join(self._pending)
+        self._written += len(data)
         self._fh.write(data)
         self.digest.update(data)
         self._pending.clear()

@@ -4,8 +4,18 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KT, KeyTextTransform, KeyTransform
 from django.utils import timezone
 
@@ -39,8 +49,10 @@ class Review:
     final: str = ""
 
 
-@dataclass(slots=True)
-class ExportRow:
+class ExportRow(NamedTuple):
+    """One approved candidate with its record, image and reviews: the columns in the order the
+    export's query reads them (a row is built from its tuple in one step), then its reviews."""
+
     candidate_id: int
     record_id: int
     task: str
@@ -52,20 +64,20 @@ class ExportRow:
     template_version: int
     model: str
     edited: bool
-    scores: dict | None
+    task_name: str  # the task as the imported file spelled it ("VQA"), "" when it came without
+    # A MedMax row's own image_path, as text, when the import kept one (image_path_kept): only
+    # "" matters (a row published without an image), None otherwise.
+    image_path_imported: str | None
+    image_path_kept: bool
     source: str
     license: str
     credential: str
     image_sha256: str  # "" when the record has no image
     image_format: str
     image_file: str  # the store's own path under MEDIA_ROOT, never a path from imported data
+    citation: str  # the source's citation as the import kept it, "" without one
+    scores: dict | None  # only with the provenance columns
     review: Review
-    task_name: str = ""  # the task as the imported file spelled it ("VQA"), when it came with one
-    # A MedMax row's own image_path for a row without an image (None or ""), when the import
-    # kept it (image_path_kept).
-    image_path_kept: bool = False
-    image_path_imported: str | None = None
-    citation: str = ""  # the source's citation as the import kept it, when it had one
 
 
 def export_queryset(*, project: Project, options: dict) -> QuerySet:
@@ -95,16 +107,20 @@ def export_count(*, project: Project, options: dict) -> int:
     return export_queryset(project=project, options=options).count()
 
 
-# The candidate, its record and image in one row. Keys the import kept in JSON are read as
-# text (no JSON decoding per row): the file's own task spelling, MedMax image_path value
-# (only "" matters: see ExportRow) and the source's citation.
+# The candidate, its record and image in one row, in ExportRow's order. Keys the import kept in
+# JSON are read as text (no JSON decoding per row): the file's own task spelling, MedMax
+# image_path value and the source's citation; absent text reads as "".
 _COLUMNS = (
     "id", "record_id", "task", "instruction", "context", "response", "image_position",
     "template_ref", "template_version", "model_text", "edited", "task_name_text",
     "image_path_text", "image_path_kept", "record__source", "record__license",
-    "record__credential", "record__image__sha256", "record__image__format",
-    "record__image__file", "citation_text",
+    "record__credential", "sha256_text", "format_text", "file_text", "citation_text",
+    "scores_or_none",
 )
+
+
+def _text(expression):
+    return Coalesce(expression, Value(""), output_field=TextField())
 
 
 def export_batches(
@@ -116,45 +132,35 @@ def export_batches(
     """
     with_scores = bool(options.get("provenance"))
     rows = export_queryset(project=project, options=options).order_by("id").annotate(
-        model_text=KT("provenance__model"),
-        task_name_text=KT("provenance__task_name"),
+        model_text=_text(KT("provenance__model")),
+        task_name_text=_text(KT("provenance__task_name")),
         image_path_text=KT("provenance__image_path"),
         # A kept null reads as None, like a key never kept: has_key tells them apart.
         image_path_kept=ExpressionWrapper(
             Q(provenance__has_key="image_path"), output_field=BooleanField()
         ),
-        citation_text=KeyTextTransform("source_citation", "record__meta"),
-    ).values_list(*_COLUMNS, *(("scores",) if with_scores else ()))
+        sha256_text=_text(F("record__image__sha256")),
+        format_text=_text(F("record__image__format")),
+        file_text=_text(F("record__image__file")),
+        citation_text=_text(KeyTextTransform("source_citation", "record__meta")),
+        # The scores are decoded only when the provenance columns show them.
+        scores_or_none=F("scores") if with_scores else Value(None, output_field=TextField()),
+    ).values_list(*_COLUMNS)
     batch = []
     for row in rows.iterator(chunk_size=batch_size):
         batch.append(row)
         if len(batch) == batch_size:
-            yield _rows(batch, project=project, with_scores=with_scores)
+            yield _rows(batch, project=project)
             batch = []
     if batch:
-        yield _rows(batch, project=project, with_scores=with_scores)
+        yield _rows(batch, project=project)
 
 
-def _rows(batch: list[tuple], *, project: Project, with_scores: bool) -> list[ExportRow]:
+def _rows(batch: list[tuple], *, project: Project) -> list[ExportRow]:
     reviews = _reviews(project=project, first=batch[0][0], last=batch[-1][0])
     no_review = Review()
-    out = []
-    for row in batch:
-        (cid, record_id, task, instruction, context, response, position, template_ref,
-         template_version, model, edited, task_name, image_path, kept, source, license_,
-         credential, sha, image_format, image_file, citation) = row[:21]
-        out.append(ExportRow(
-            candidate_id=cid, record_id=record_id, task=task, instruction=instruction,
-            context=context, response=response, image_position=position,
-            template_ref=template_ref, template_version=template_version, model=model or "",
-            edited=edited, scores=row[21] if with_scores else None, source=source,
-            license=license_, credential=credential, image_sha256=sha or "",
-            image_format=image_format or "", image_file=image_file or "",
-            review=reviews.get(cid, no_review), task_name=task_name or "",
-            image_path_kept=bool(kept),
-            image_path_imported="" if image_path == "" else None, citation=citation or "",
-        ))
-    return out
+    make = ExportRow._make
+    return [make((*row, reviews.get(row[0], no_review))) for row in batch]
 
 
 def _reviews(*, project: Project, first: int, last: int) -> dict[int, Review]:

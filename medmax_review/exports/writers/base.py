@@ -54,16 +54,14 @@ class ExportLine:
             prompt, answer = prompt.replace(IMAGE, ""), answer.replace(IMAGE, "")
         return prompt.strip(), answer.strip()
 
-    def shared_columns(self) -> dict:
-        """The columns every format closes a row with."""
-        out = {"task": self.task, "source": self.source, "credential": self.credential}
-        out.update(self.provenance or {})
-        return out
-
     def closed_json(self, obj: dict, *, end: bytes = b"\n") -> bytes:
-        """`obj` closed by the shared columns, as compact JSON followed by `end` (a JSONL line)."""
-        return json_compact({**obj, **self.shared_columns()},
-                            floats=self.provenance is not None) + end
+        """`obj` (a dict of the writer's own, closed here) followed by the columns every format
+        closes a row with, as compact JSON followed by `end` (a JSONL line)."""
+        obj["task"], obj["source"], obj["credential"] = self.task, self.source, self.credential
+        if self.provenance is None:
+            return orjson.dumps(obj) + end
+        obj.update(self.provenance)
+        return json_compact(obj, floats=True) + end
 
 
 def json_compact(obj, *, floats: bool = False) -> bytes:
