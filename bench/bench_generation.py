@@ -73,28 +73,47 @@ def _records(size: int, tag: str):
     return project
 
 
-def _run(size: int, tag: str, stub) -> dict:
-    """One job of `size` records, from launch to done, with whatever workers are running."""
+def _launch(size: int, tag: str, base_url: str):
     from medmax_review.core import medmax
     from medmax_review.generation import services
-    from medmax_review.generation.models import GenerationJob
 
     project = _records(size, tag)
-    stub.requests.clear()
-    stub.peak = 0
-    started = time.perf_counter()
-    job = services.job_create(project=project, task=medmax.VQA, backend="openai",
-                              model="stub", base_url=stub.base_url)
+    return services.job_create(project=project, task=medmax.VQA, backend="openai",
+                               model="stub", base_url=base_url)
+
+
+def _await(job) -> None:
+    from medmax_review.generation.models import GenerationJob
+
     while True:
         status = GenerationJob.objects.filter(pk=job.pk).values_list("status", flat=True)[0]
         if status not in (GenerationJob.PENDING, GenerationJob.RUNNING):
-            break
+            return
         time.sleep(0.01)
+
+
+def _run(size: int, tag: str, stub) -> dict:
+    """One job of `size` records, from launch to done, with whatever workers are running."""
+    from medmax_review.generation.models import GenerationJob
+
+    stub.requests.clear()
+    stub.peak = 0
+    started = time.perf_counter()
+    job = _launch(size, tag, stub.base_url)
+    _await(job)
     wall = time.perf_counter() - started
     job.refresh_from_db()
     assert (job.status, job.done) == (GenerationJob.DONE, size), (job.status, job.error, job.done)
     return {"records": size, "wall_s": round(wall, 3), "chunks": job.chunks.count(),
             "peak_in_flight": stub.peak, "requests": len(stub.requests)}
+
+
+def _warm(count: int, size: int, base_url: str) -> None:
+    """One small job per worker, launched together: each worker runs one (a worker holds one
+    message at a time), so no timed job meets a worker's first-job costs."""
+    jobs = [_launch(size, f"warm{count}-{n}", base_url) for n in range(count)]
+    for job in jobs:
+        _await(job)
 
 
 def main():
@@ -144,7 +163,7 @@ def main():
     for count in args.workers:
         processes = _workers(count, env, workdir)
         try:
-            _run(args.concurrency * count, f"warm{count}", stub)  # the workers' first imports
+            _warm(count, args.concurrency, stub.base_url)
             for size in args.sizes:
                 row = _run(size, f"{count}w{size}", stub)
                 ideal = size * args.latency / args.concurrency

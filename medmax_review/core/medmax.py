@@ -4,7 +4,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from medmax_review.core.tokens import count_text_tokens, tokenizer
+from medmax_review.core.tokens import count_text_tokens, tokenizer_present
 
 SEPARATOR = "<reserved08706>"
 IMAGE = "<image>"
@@ -171,4 +171,4 @@ def _fits_by_length(text: str, placeholders: int) -> bool:
     # A character is at most 4 UTF-8 bytes: most texts are decided without encoding them.
     if 4 * len(text) > budget and len(text.encode()) > budget:
         return False
-    return tokenizer() is not None  # the estimate's own arithmetic is not bounded by bytes
+    return tokenizer_present()  # the estimate's own arithmetic is not bounded by bytes

@@ -8,6 +8,7 @@ to core.medmax.estimate_text_tokens and says so (`TOKEN_METHOD`).
 """
 
 import gzip
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -31,6 +32,18 @@ def tokenizer():
             except Exception:  # no library, no file or a corrupt one: the estimate stands in
                 _state["tokenizer"] = None
         return _state["tokenizer"]
+
+
+def tokenizer_present() -> bool:
+    """Whether counts will come from the tokenizer, without loading it (about 0.2 s): loaded
+    already, or its library and file are here. A text whose bytes fit the context needs no
+    count, so checking one must not pay for the load."""
+    if "tokenizer" in _state:
+        return _state["tokenizer"] is not None
+    if "present" not in _state:  # looked for once per process
+        _state["present"] = (TOKENIZER_FILE.is_file()
+                             and importlib.util.find_spec("tokenizers") is not None)
+    return _state["present"]
 
 
 def token_method() -> str:

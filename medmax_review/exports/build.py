@@ -189,6 +189,10 @@ class _Build:
         # Versions made before task_names existed wrote canonical names.
         self.source_names = self.options.get("task_names") == "source"
         self.writer = writers.FORMATS[version.format](folder)
+        # Only some formats cannot hold some rows: the others are not asked for each row.
+        self.may_leave_out = type(self.writer).left_out is not writers.Writer.left_out
+        self.min_agreeing = self.options["min_agreeing"]
+        self.provenance = bool(self.options["provenance"])
         self.stats = BuildStats()
         # Image names checked -> the file to embed (None when not embedding), so each image is
         # found, verified and placed once; a cache, not a record: emptied when full.
@@ -328,26 +332,26 @@ class _Build:
     def _prepare(self, row: selectors.ExportRow) -> tuple[writers.ExportLine, list[str]]:
         """The row to write and every reason it may not be published (empty: it may)."""
         credentialed = row.credential == "yes"
-        # A credentialed row stands for an image held at its source even when we hold none.
-        has_image = bool(row.image_sha256) or credentialed
         text = build_text(
             instruction=row.instruction, context=row.context, response=row.response,
             image_position=row.image_position,
         )
-        problems = check_text(text, has_image=has_image)
-        min_agreeing = self.options["min_agreeing"]
-        if row.review.agreeing < min_agreeing:
+        # A credentialed row stands for an image held at its source even when we hold none.
+        problems = check_text(text, has_image=credentialed or bool(row.image_sha256))
+        agreeing = row.review.agreeing
+        if agreeing < self.min_agreeing:
             problems.append(
-                f"{row.review.agreeing} agreeing reviews, fewer than the {min_agreeing} required"
+                f"{agreeing} agreeing reviews, fewer than the {self.min_agreeing} required"
             )
+        source_names = self.source_names
         line = writers.ExportLine(
-            key=str(row.candidate_id), text=text, image_path=None,
-            task=(row.task_name or row.task) if self.source_names else row.task,
-            source=row.source, credential="yes" if credentialed else "no",
-            provenance=self._provenance(row),
-            image_path_absent=self._image_path_absent(row),
+            str(row.candidate_id), text, None,
+            (row.task_name or row.task) if source_names else row.task,
+            row.source, "yes" if credentialed else "no",
+            self._provenance(row) if self.provenance else None, None,
+            self._image_path_absent(row) if source_names else None,
         )
-        if not problems:
+        if not problems and self.may_leave_out:
             left_out = self.writer.left_out(line)
             problems += [left_out] if left_out else []
         if row.image_sha256 and not credentialed and not problems:
@@ -366,9 +370,7 @@ class _Build:
             return "" if row.image_path_imported == "" else None
         return "" if row.credential == "yes" else None
 
-    def _provenance(self, row: selectors.ExportRow) -> dict | None:
-        if not self.options["provenance"]:
-            return None
+    def _provenance(self, row: selectors.ExportRow) -> dict:
         return {
             "candidate_id": row.candidate_id,
             "model": row.model,

@@ -15,8 +15,8 @@ from django.db.models import (
     TextField,
     Value,
 )
-from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KT, KeyTextTransform, KeyTransform
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from medmax_review.exports.models import DatasetVersion

@@ -434,22 +434,22 @@ class JobRunner:
             for item, outcome in zip(items, outcomes, strict=True)
             if outcome is not None and not isinstance(outcome, BackendUnavailable)
         ]
-        with transaction.atomic():
-            created = candidates_create(project=self.job.project, specs=specs)
-            failed = sum(1 for c in created if c.generation_error)
-            prompt = sum(c.prompt_tokens for c in created)
-            completion = sum(c.completion_tokens for c in created)
-            cost = sum((Decimal(c.provenance["cost_usd"]) for c in created), Decimal(0))
-            GenerationJob.objects.filter(pk=self.job.pk).update(
-                done=F("done") + len(created) - failed,
-                failed=F("failed") + failed,
-                prompt_tokens=F("prompt_tokens") + prompt,
-                completion_tokens=F("completion_tokens") + completion,
-                cost_usd=F("cost_usd") + cost,
-                heartbeat_at=timezone.now(),
-            )
-            self.to_score += [c.pk for c in created if not c.generation_error]
-            self._score_send()
+        # Inside the caller's transaction, with the heartbeats (no savepoint of its own).
+        created = candidates_create(project=self.job.project, specs=specs)
+        failed = sum(1 for c in created if c.generation_error)
+        prompt = sum(c.prompt_tokens for c in created)
+        completion = sum(c.completion_tokens for c in created)
+        cost = sum((Decimal(c.provenance["cost_usd"]) for c in created), Decimal(0))
+        GenerationJob.objects.filter(pk=self.job.pk).update(
+            done=F("done") + len(created) - failed,
+            failed=F("failed") + failed,
+            prompt_tokens=F("prompt_tokens") + prompt,
+            completion_tokens=F("completion_tokens") + completion,
+            cost_usd=F("cost_usd") + cost,
+            heartbeat_at=timezone.now(),
+        )
+        self.to_score += [c.pk for c in created if not c.generation_error]
+        self._score_send()
 
     def _score_send(self, *, last: bool = False) -> None:
         """Send the saved candidates to scoring, after the commit that saves them, in batches:

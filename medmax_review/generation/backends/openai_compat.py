@@ -7,10 +7,13 @@ a longer pause in Retry-After gets it, up to RETRY_AFTER_CAP_SECONDS.
 """
 
 import base64
+import ssl
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import httpx
 import openai
 from django.conf import settings
 
@@ -70,6 +73,20 @@ def retry_after_seconds(exc: Exception) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_tls_lock = threading.Lock()
+_tls: list[ssl.SSLContext] = []  # built once per process (a context holds no connection)
+
+
+def _http_client():
+    """A job's own HTTP client (its own connections), sharing the process's TLS context:
+    loading the CA bundle is what makes a client cost about 0.1 s a job. An allowed server must
+    not bounce requests on to an address that is not allowed: redirects are not followed."""
+    with _tls_lock:
+        if not _tls:
+            _tls.append(httpx.create_ssl_context())  # httpx's own default
+    return openai.DefaultHttpxClient(follow_redirects=False, verify=_tls[0])
+
+
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -113,8 +130,7 @@ class OpenAICompatBackend:
             default_headers={"Host": target.host_header} if target and target.host_header else None,
             timeout=settings.LLM_TIMEOUT_SECONDS if timeout is None else timeout,
             max_retries=0,
-            # An allowed server must not bounce requests on to an address that is not allowed.
-            http_client=openai.DefaultHttpxClient(follow_redirects=False),
+            http_client=_http_client(),
         )
 
     def _messages(self, request: GenerationRequest) -> list[dict]:
