@@ -37,17 +37,6 @@ def _fields(model) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
 
 
-def _value(field: models.Field, row: dict, now):
-    if field.attname in row:
-        return row[field.attname]
-    if field.name in row:
-        value = row[field.name]
-        return value.pk if isinstance(field, models.ForeignKey) and value is not None else value
-    if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
-        return now
-    return field.get_default()
-
-
 def rows_insert(*, model, rows: list[dict]) -> list[int]:
     """Insert the rows; returns their new primary keys, in order."""
     if not rows:
@@ -59,15 +48,35 @@ def rows_insert(*, model, rows: list[dict]) -> list[int]:
     return [obj.pk for obj in objs]
 
 
+def _reader(field: models.Field, now):
+    """row -> the value COPY writes for `field`: the row's value by attname or by name (a
+    related object by its key), else the field's default (the time of the write for auto_now
+    fields); a function made once per field, not worked out again for every row."""
+    attname, name = field.attname, field.name
+    foreign = isinstance(field, models.ForeignKey)
+    stamped = getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
+    default = (lambda: now) if stamped else field.get_default
+    # JSON columns take the text COPY reads; every other value psycopg writes as it is.
+    dumps = ((lambda v, encoder=field.encoder: json.dumps(v, cls=encoder))
+             if isinstance(field, models.JSONField) else None)
+
+    def read(row: dict):
+        if attname in row:
+            value = row[attname]
+        elif name in row:
+            value = row[name]
+            if foreign and value is not None:
+                value = value.pk
+        else:
+            value = default()
+        return dumps(value) if dumps is not None else value
+
+    return read
+
+
 def _copy(model, rows: list[dict]) -> list[int]:
     fields = _fields(model)
-    now = timezone.now()
-    # JSON columns take the text COPY reads; every other value psycopg writes as it is.
-    dumps = [
-        (lambda v, encoder=f.encoder: json.dumps(v, cls=encoder)) if isinstance(f, models.JSONField)
-        else None
-        for f in fields
-    ]
+    readers = [_reader(f, timezone.now()) for f in fields]
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in
                         [model._meta.pk.column, *(f.column for f in fields)])
@@ -80,8 +89,7 @@ def _copy(model, rows: list[dict]) -> list[int]:
         ids = [pk for (pk,) in cursor.fetchall()]
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
-                values = [_value(f, row, now) for f in fields]
-                copy.write_row([pk, *(d(v) if d else v for d, v in zip(dumps, values, strict=True))])
+                copy.write_row([pk, *[read(row) for read in readers]])
     return ids
 
 

@@ -70,16 +70,17 @@ def build_world() -> World:
     secret_approved = _candidate(project, secret_record, text=MARKER, approved=True)
     secret_record2 = _record(project, "secret-2", credential="yes", text=MARKER, color=40)
     secret_pending = _candidate(project, secret_record2, text=MARKER, approved=False)
-    run = sources.import_run_create(project=project, file_name="rows.jsonl", fmt="jsonl", options={})
+    import_run = sources.import_run_create(project=project, file_name="rows.jsonl", fmt="jsonl",
+                                           options={})
     job = generation.job_create(project=project, task=medmax.IMAGE_CAPTIONING, backend="template")
     version = exports.dataset_version_create(project=project, options={"format": "medmax"})
     version = exports.dataset_version_build(version_id=version.pk)
     assert version.status == "done", version.error
-    run = EvaluationRun.objects.create(project=project, version=version, backend="local")
+    evaluation = EvaluationRun.objects.create(project=project, version=version, backend="local")
     return World(project=project, users=users, ids={
-        "slug": project.slug, "run_id": run.pk, "job_id": job.pk, "number": version.number,
+        "slug": project.slug, "run_id": import_run.pk, "job_id": job.pk, "number": version.number,
         "open_candidate": open_pending.pk, "secret_candidate": secret_pending.pk,
         "secret_approved": secret_approved.pk, "member": users["reviewer"].pk,
         "open_image": open_record.image.sha256, "secret_image": secret_record.image.sha256,
-        "evaluation": run.pk,
+        "evaluation": evaluation.pk,
     })
