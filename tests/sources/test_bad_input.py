@@ -176,3 +176,27 @@ def test_records_import_strict_clean_file_imports(project, image_folder):
 
     assert not report.rolled_back
     assert report.created == SourceRecord.objects.count() == 2
+
+
+def test_lines_the_fast_parser_refuses_are_read_as_json_reads_them(project, image_folder):
+    # A byte order mark, NaN and an integer past 64 bits are JSON that Python's json reads
+    # (NaN kept as null: PostgreSQL's JSON has no NaN); invalid UTF-8 and broken JSON are
+    # still named in the report's words.
+    path = image_folder / "edges.jsonl"
+    rows = [json.dumps(demo_row(1)).encode(),
+            json.dumps({**demo_row(2), "score": float("nan"),
+                        "meta": {"inf": float("inf")}}).encode(),
+            json.dumps({**demo_row(3), "big": 2**70}).encode(),
+            b'{"id": "r4", "caption": "\xff\xfe"}',
+            b'{"id": "r5", "caption": }']
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(rows) + b"\n")
+
+    report = records_import(project=project, path=path)
+
+    assert set(SourceRecord.objects.values_list("external_id", flat=True)) == {"r1", "r2", "r3"}
+    assert SourceRecord.objects.get(external_id="r3").meta["big"] == 2**70
+    assert SourceRecord.objects.get(external_id="r2").meta["inf"] is None
+    errors = _errors_by_line(report)
+    assert set(errors) == {4, 5}
+    assert errors[4].message.startswith("line is not UTF-8")
+    assert errors[5].message.startswith("bad JSON: Expecting value at column")

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -105,8 +106,11 @@ def plain(value):
 
 
 def json_safe(value):
-    """The value as JSON can hold it; None for what it cannot (raw bytes, embedded images)."""
+    """The value as JSON can hold it; None for what it cannot (raw bytes, embedded images, and
+    NaN or infinity, which Python's json reads but PostgreSQL's JSON refuses)."""
     if isinstance(value, bytes | bytearray | memoryview):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         if "bytes" in value and isinstance(value.get("bytes"), bytes | bytearray):
@@ -160,7 +164,7 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
     if not isinstance(meta, dict):
         row.error("meta", "must be a JSON object")
         meta = {}
-    meta = dict(meta)
+    meta = json_safe(meta)
     for key, value in data.items():
         if key not in KNOWN_KEYS and value not in (None, "") and json_safe(value) is not None:
             meta.setdefault(key, json_safe(value))

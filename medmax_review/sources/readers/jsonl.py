@@ -1,6 +1,7 @@
 """JSON lines: one JSON object per line."""
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from medmax_review.sources.readers.base import LINE, ParsedRow
 
 UNIT = LINE
+_LONG_DIGITS = re.compile(rb"\d{20}")
 
 
 def _lines(fh, limit: int) -> Iterator[bytes | None]:
@@ -25,12 +27,15 @@ def _lines(fh, limit: int) -> Iterator[bytes | None]:
 
 def _parse(raw: bytes):
     """orjson for a valid line (a third of the time); a line it refuses (a byte order mark,
-    NaN, an integer past 64 bits, bad JSON) is read by json, which accepts what it can and
-    names what is wrong in the words of the report."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw.decode("utf-8-sig"))
+    NaN, bad JSON) is read by json, which accepts what it can and names what is wrong in the
+    words of the report. So is a line with a run of 20 digits: orjson would read an integer
+    past 64 bits as a float."""
+    if _LONG_DIGITS.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw.decode("utf-8-sig"))
 
 
 def objects(path: Path, display: str) -> Iterator[tuple[ParsedRow, dict | None]]:
