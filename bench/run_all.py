@@ -202,12 +202,17 @@ def markdown(report: dict) -> str:
            f"{m['memory_gib']} GiB, Python {m['python']}, load average {m['load_average_at_start']} "
            f"at the start; sizes {', '.join(f'{s:,}' for s in report['sizes'])}. Every figure stands "
            "next to its limit measured in the same run; the raw figures are in "
-           "`bench/results/benchmarks.json`, each benchmark's output in `bench/results/*.log`.", ""]
+           "`bench/results/benchmarks.json`, each benchmark's output in `bench/results/*.log`."
+           + (" Sections run again later (`--only`) give their own date and machine." if any(
+               "machine" in r for r in report["steps"].values()) else ""), ""]
     for name in [n for n in SECTIONS if n in report["steps"]]:
         result = report["steps"][name]
         title, render = SECTIONS[name]
+        ran_on = result.get("machine")
+        where = (f"; {ran_on['cpus']} CPUs ({ran_on['cpu']}), load average "
+                 f"{ran_on['load_average_at_start']} at the start of that run" if ran_on else "")
         out += [f"## {title}", "", f"`{result['command']}` ({result['seconds']:.0f} s, "
-                f"{result.get('date', m['date'])})", ""]
+                f"{result.get('date', m['date'])}{where})", ""]
         if "figures" not in result:
             out += [f"Failed (exit {result['exit']}):", "", "```", *result.get("tail", []), "```"]
         else:
@@ -235,6 +240,8 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         report["steps"][name] = run(name, argv)
+        if "rerun" in report:
+            report["steps"][name]["machine"] = report["rerun"]
         (RESULTS / "benchmarks.json").write_text(json.dumps(report, indent=2, default=str))
         args.out.write_text(markdown(report))
     print(f"wrote {args.out} and {RESULTS / 'benchmarks.json'}")
