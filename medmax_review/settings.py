@@ -234,7 +234,7 @@ GENERATION_STALE_SECONDS = env_int("GENERATION_STALE_SECONDS", 120)
 # Exports: approved candidates read per batch (the heartbeat and progress are saved after
 # each), and how long a running build may go without a heartbeat before another worker may
 # take it over and rebuild it from scratch.
-EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 2000)
+EXPORT_BATCH_SIZE = env_int("EXPORT_BATCH_SIZE", 5000)
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120)
 # Imports: how long a running import may go without a progress write before it is taken over.
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 120)

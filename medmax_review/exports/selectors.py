@@ -38,7 +38,7 @@ VERDICTS = (APPROVE, EDIT, REJECT, ADJUDICATE)
 AGREEING = (APPROVE, EDIT)
 
 
-@dataclass
+@dataclass(slots=True)
 class Review:
     """The effective verdicts on one candidate (undone decisions removed)."""
 
