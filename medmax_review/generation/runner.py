@@ -149,6 +149,8 @@ class JobRunner:
         in_flight: dict = {}
         sent_everything = False
         stop, stop_status = "", ""
+        if self.shared:
+            self._announce()
         with ThreadPoolExecutor(max_workers=self.limit) as pool:
 
             def fill(window: int) -> bool:
@@ -224,6 +226,17 @@ class JobRunner:
         chunks.job_let_go(job_id=job.pk)
         with transaction.atomic():
             self._score_send(last=True)
+
+    def _announce(self) -> None:
+        """Before this run opens a request: say on its chunk's row the most it means to keep
+        open, then look at the other workers again (the loop's first window is read afresh).
+        Of two runs joining a job at the same instant, at least one then sees the other's
+        announcement, so together they stay within the job's limit; the row says the actual
+        count from the next heartbeat on."""
+        window = self._window() or 0
+        chunks.chunks_beat(runner=self.runner, in_flight={self.first.pk: window})
+        self.published = window
+        self.window_at = float("-inf")
 
     def _window(self) -> int | None:
         """How many requests may be open now; None when this run has no share of the job's
