@@ -133,26 +133,18 @@ def parse_text(text: str) -> ParsedText:
 
 
 def check_text(text: str, *, has_image: bool) -> list[str]:
-    """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid).
-
-    The rules of parse_text, read in one pass over the counts (an export checks every row)."""
-    separators = text.count(SEPARATOR)
-    placeholders = text.count(IMAGE)
-    if separators != 1 or placeholders > 1:
-        try:
-            parse_text(text)
-        except ValueError as exc:
-            return [str(exc)]
-    prompt, answer = text.split(SEPARATOR)
-    if placeholders and IMAGE in prompt and not prompt.startswith(IMAGE):
-        return [f"{IMAGE} inside the instruction must stand at its start"]
+    """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid)."""
     problems = []
-    generated = placeholders and IMAGE in answer  # the image stands in the response
-    if not (prompt[len(IMAGE):] if placeholders and not generated else prompt).strip():
+    try:
+        parsed = parse_text(text)
+    except ValueError as exc:
+        return [str(exc)]
+    if not parsed.instruction.strip():
         problems.append("empty instruction")
     # A generation record's response may be the image alone.
-    if not generated and not answer.strip():
+    if not parsed.response.replace(IMAGE, "").strip() and parsed.image_position != IMAGE_IN_RESPONSE:
         problems.append("empty response")
+    placeholders = text.count(IMAGE)
     if has_image and placeholders != 1:
         problems.append(f"record has an image but {placeholders} {IMAGE} placeholders")
     if not has_image and placeholders:

@@ -189,8 +189,6 @@ class _Build:
         # Versions made before task_names existed wrote canonical names.
         self.source_names = self.options.get("task_names") == "source"
         self.writer = writers.FORMATS[version.format](folder)
-        # Only some formats cannot hold some rows: the others are not asked for each row.
-        self.may_leave_out = type(self.writer).left_out is not writers.Writer.left_out
         self.min_agreeing = self.options["min_agreeing"]
         self.provenance = bool(self.options["provenance"])
         self.stats = BuildStats()
@@ -351,7 +349,7 @@ class _Build:
             self._provenance(row) if self.provenance else None, None,
             self._image_path_absent(row) if source_names else None,
         )
-        if not problems and self.may_leave_out:
+        if not problems:
             left_out = self.writer.left_out(line)
             problems += [left_out] if left_out else []
         if row.image_sha256 and not credentialed and not problems:
