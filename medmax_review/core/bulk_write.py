@@ -7,7 +7,9 @@ INSERT would, and nothing of the call is kept.
 """
 
 import json
+import operator
 
+import orjson
 from django.db import connection, models
 from django.db.models.lookups import In
 from django.utils import timezone
@@ -48,17 +50,24 @@ def rows_insert(*, model, rows: list[dict]) -> list[int]:
     return [obj.pk for obj in objs]
 
 
+def _json_text(value) -> str:
+    """A JSON column's value as the text COPY reads: orjson, or json for what orjson refuses
+    (an integer past 64 bits, a key that is not text), so no value is written differently."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def _reader(field: models.Field, now):
     """row -> the value COPY writes for `field`: the row's value by attname or by name (a
     related object by its key), else the field's default (the time of the write for auto_now
     fields); a function made once per field, not worked out again for every row."""
     attname, name = field.attname, field.name
     foreign = isinstance(field, models.ForeignKey)
-    stamped = getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
-    default = (lambda: now) if stamped else field.get_default
+    default = _default(field, now)
     # JSON columns take the text COPY reads; every other value psycopg writes as it is.
-    dumps = ((lambda v, encoder=field.encoder: json.dumps(v, cls=encoder))
-             if isinstance(field, models.JSONField) else None)
+    dumps = _json_text if isinstance(field, models.JSONField) else None
 
     def read(row: dict):
         if attname in row:
@@ -74,12 +83,50 @@ def _reader(field: models.Field, now):
     return read
 
 
+def _default(field: models.Field, now):
+    stamped = getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
+    return (lambda: now) if stamped else field.get_default
+
+
+class _Plan:
+    """The COPY's columns and how each row becomes their values. Rows of one call nearly always
+    share their keys: those of the first row are taken by one itemgetter, the defaults of the
+    fields it leaves out are filled in after, and only a row with other keys is read field by
+    field (the columns stay in the same order)."""
+
+    def __init__(self, fields: list[models.Field], first: dict, now):
+        def given(f):
+            if f.attname in first:
+                return f.attname
+            # A related object given by name is read by the general path (its key is needed).
+            return f.name if f.name in first and not isinstance(f, models.ForeignKey) else None
+
+        present = [(f, given(f)) for f in fields if given(f) is not None]
+        absent = [f for f in fields if given(f) is None]
+        self.fields = [f for f, _ in present] + absent
+        self.keys = first.keys()
+        self.getter = operator.itemgetter(*[key for _, key in present]) if present else None
+        self.single = len(present) == 1
+        self.defaults = [_default(f, now) for f in absent]
+        self.json = [i + 1 for i, f in enumerate(self.fields) if isinstance(f, models.JSONField)]
+        self.readers = [_reader(f, now) for f in self.fields]
+
+    def values(self, pk: int, row: dict) -> list:
+        if row.keys() != self.keys:
+            return [pk, *[read(row) for read in self.readers]]
+        got = self.getter(row) if self.getter is not None else ()
+        values = [pk, got] if self.single else [pk, *got]
+        values += [default() for default in self.defaults]
+        for i in self.json:
+            values[i] = _json_text(values[i])
+        return values
+
+
 def _copy(model, rows: list[dict]) -> list[int]:
-    fields = _fields(model)
-    readers = [_reader(f, timezone.now()) for f in fields]
+    plan = _Plan(_fields(model), rows[0], timezone.now())
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in
-                        [model._meta.pk.column, *(f.column for f in fields)])
+                        [model._meta.pk.column, *(f.column for f in plan.fields)])
     with connection.wrap_database_errors, connection.cursor() as cursor:
         # The keys are taken up front, so the rows are written with COPY and still known by id.
         cursor.execute(
@@ -89,7 +136,7 @@ def _copy(model, rows: list[dict]) -> list[int]:
         ids = [pk for (pk,) in cursor.fetchall()]
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, row in zip(ids, rows, strict=True):
-                copy.write_row([pk, *[read(row) for read in readers]])
+                copy.write_row(plan.values(pk, row))
     return ids
 
 
@@ -100,12 +147,14 @@ def objs_insert(objs: list[models.Model]) -> list[models.Model]:
         return objs
     model = type(objs[0])
     now = timezone.now()
-    auto = [f for f in _fields(model)
+    fields = _fields(model)
+    auto = [f.attname for f in fields
             if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)]
+    attnames = [f.attname for f in fields]
     for obj in objs:
-        for f in auto:
-            setattr(obj, f.attname, now)
-    rows = [{f.attname: getattr(obj, f.attname) for f in _fields(model)} for obj in objs]
+        for attname in auto:
+            setattr(obj, attname, now)
+    rows = [{a: getattr(obj, a) for a in attnames} for obj in objs]
     for obj, pk in zip(objs, rows_insert(model=model, rows=rows), strict=True):
         obj.pk = pk
         obj._state.adding, obj._state.db = False, connection.alias

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from medmax_review.core.bulk_write import objs_insert
+from medmax_review.core.bulk_write import objs_insert, rows_insert
 from medmax_review.projects.models import Project
 from medmax_review.review.models import (
     APPROVE,
@@ -126,15 +126,18 @@ def _insert(*, project: Project, specs: list[CandidateSpec], approved_note: str)
             for s in specs
         ]
     )
-    objs_insert([
-        Revision(candidate=c, field=name, text=getattr(c, name), candidate_version=1)
+    # Revisions and decisions are written as rows, not model instances: an import of published
+    # rows makes four of them per candidate, and nobody reads them back here.
+    rows_insert(model=Revision, rows=[
+        {"candidate_id": c.pk, "field": name, "text": getattr(c, name), "candidate_version": 1}
         for c in candidates
         for name in TEXT_FIELDS
         if c.status != GENERATION_ERROR
     ])
     if approved_note:
-        objs_insert([
-            Decision(candidate=c, action=APPROVE, system_note=approved_note, candidate_version=1)
+        rows_insert(model=Decision, rows=[
+            {"candidate_id": c.pk, "action": APPROVE, "system_note": approved_note,
+             "candidate_version": 1}
             for c in candidates
         ])
     else:

@@ -85,6 +85,11 @@ class _Lookup:
     checking: Checking | None
 
 
+def _inside(path: str, folder: str) -> bool:
+    """Whether a resolved path is the resolved folder or lies below it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def presets_write(presets: dict) -> tuple[dict, dict]:
     """Write CT preset PNGs: ({name: CheckedImage}, {name: {sha256, window, label}})."""
     written = {name: (image_file_write(image_check(data=data)), window)
@@ -107,14 +112,14 @@ class Importer:
         self.track_progress = track_progress
         self.checker = checker
         # DICOM files and files that cannot be used, by resolved path: read once per run.
-        self.images: dict[Path, _Loaded | str] = {}
+        self.images: dict[str, _Loaded | str] = {}
         # Plain images for the whole run, by (images folder, path as written) or by the SHA-256
         # of embedded bytes: unsettled until their batch looked them up, then the ImageAsset
         # id, or why the image was refused.
         self.assets: dict[object, _Unsettled | int | str] = {}
-        self.subfolders: dict[Path, list[Path]] = {}
-        self.bases: dict[Path, Path] = {}
-        self.folders: dict[tuple[Path, str], str] = {}  # (images folder, subfolder) -> resolved
+        self.subfolders: dict[str, list[Path]] = {}
+        self.bases: dict[Path, str] = {}  # images folder -> resolved, as text
+        self.folders: dict[tuple[str, str], str] = {}  # (images folder, subfolder) -> resolved
         self.waiting: deque[tuple] = deque()  # (batch, lookup, approved note), oldest first
         self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = float("-inf")  # the first row is shown at once
@@ -123,7 +128,7 @@ class Importer:
     def run(self, inputs) -> None:
         batch: list[tuple[ParsedRow, object]] = []
         for source in inputs:
-            extra = {"skip": set(self.images)} if source.fmt == formats.DICOM else {}
+            extra = {"skip": set(map(Path, self.images))} if source.fmt == formats.DICOM else {}
             for row in source.reader.read(source.path, source.display, **extra):
                 self.report.rows += 1
                 batch.append((row, self._image_for(row, source) if not row.errors else None))
@@ -165,7 +170,7 @@ class Importer:
             return None
         field_name = "image_path" if source.fmt == formats.MEDMAX else "image"
         base = self.bases.get(source.images_dir) or self.bases.setdefault(
-            source.images_dir, source.images_dir.resolve())
+            source.images_dir, str(source.images_dir.resolve()))
         key = (base, row.image_ref)
         if key in self.assets:
             return _Pending(key, field_name)
@@ -189,64 +194,66 @@ class Importer:
         row.record.setdefault("meta", {}).setdefault("dicom", found.meta)
         return found.checked
 
-    def _target(self, row: ParsedRow, base: Path, field_name: str) -> Path | None:
+    def _target(self, row: ParsedRow, base: str, field_name: str) -> str | None:
+        """The resolved path of the row's image, as text: paths are worked out for every row,
+        and pathlib's objects cost more than the file's hash."""
         if os.path.isabs(row.image_ref):
             row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
             return None
         target = self._resolve(base, row.image_ref)
-        if not target.is_relative_to(base):
+        if not _inside(target, base):
             row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
             return None
         if not self._present(target):
             target = self._in_subfolder(base, row.image_ref) or target
         return target
 
-    def _resolve(self, base: Path, ref: str) -> Path:
+    def _resolve(self, base: str, ref: str) -> str:
         """base / ref with every link resolved; each folder is resolved once per run (a dataset
         has a few folders and many files), then only the file itself is checked for a link."""
         folder, _, name = ref.replace(os.sep, "/").rpartition("/")
         parent = self.folders.get((base, folder))
         if parent is None:
-            parent = self.folders[base, folder] = str((base / folder).resolve())
+            parent = self.folders[base, folder] = os.path.realpath(os.path.join(base, folder))
         target = os.path.join(parent, name)
         if name in ("", ".", "..") or os.path.islink(target):
-            return (base / ref).resolve()
-        return Path(target)
+            return os.path.realpath(os.path.join(base, ref))
+        return target
 
-    def _first_look(self, target: Path, ref: str, modality: str) -> _Loaded | _Unsettled | str:
+    def _first_look(self, target: str, ref: str, modality: str) -> _Loaded | _Unsettled | str:
         """A file no row named before, read once: a plain image is kept by its hash."""
         found = self._unpack(target) or self._load(target, ref, modality)
         if not isinstance(found, _Unsettled):
             self.images[target] = found
         return found
 
-    def _present(self, target: Path) -> bool:
-        return target.exists() or any(z.holds(target) for z in self.zips)
+    def _present(self, target: str) -> bool:
+        return os.path.exists(target) or any(z.holds(Path(target)) for z in self.zips)
 
-    def _unpack(self, target: Path) -> str:
+    def _unpack(self, target: str) -> str:
         """Extract an archived image the first time a row names it ("" when done or not archived)."""
         for archive in self.zips:
-            problem = archive.extract(target)
+            problem = archive.extract(Path(target))
             if problem is not None:
-                return f"{target.name}: {problem}" if problem else ""
+                return f"{os.path.basename(target)}: {problem}" if problem else ""
         return ""
 
-    def _in_subfolder(self, base: Path, ref: str) -> Path | None:
+    def _in_subfolder(self, base: str, ref: str) -> str | None:
         """Datasets keep images one folder down (SLAKE's imgs/, "VQA_RAD Image Folder/"):
         a path not found in the images folder is looked for in its image subfolders."""
         if base not in self.subfolders:
             self.subfolders[base] = sorted(
-                p for p in base.iterdir()
+                p for p in Path(base).iterdir()
                 if p.is_dir() and any(word in p.name.lower() for word in IMAGE_FOLDER_WORDS)
             )[:20]
         for folder in self.subfolders[base]:
-            candidate = (folder / ref).resolve()
-            if candidate.is_relative_to(base) and (candidate.is_file() or self._present(candidate)):
+            candidate = os.path.realpath(folder / ref)
+            if _inside(candidate, base) and (os.path.isfile(candidate) or self._present(candidate)):
                 return candidate
         return None
 
     @staticmethod
-    def _load(target: Path, ref: str, modality: str) -> _Loaded | _Unsettled | str:
+    def _load(target: str, ref: str, modality: str) -> _Loaded | _Unsettled | str:
         limit = settings.MEDMAX_MAX_IMAGE_BYTES
         try:
             with open(target, "rb") as fh:
@@ -260,7 +267,7 @@ class Importer:
             return f"{ref}: cannot be read ({exc.strerror or exc})"
         if not dicom.has_preamble(data):
             return _Unsettled(hashlib.sha256(data).hexdigest(), data, ref, modality)
-        rendered = dicom.load(target)
+        rendered = dicom.load(Path(target))
         if isinstance(rendered, tuple):
             return f"{ref}: {rendered[1]}"
         try:

@@ -1,7 +1,6 @@
 """JSON lines: one JSON object per line."""
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,10 @@ from django.conf import settings
 from medmax_review.sources.readers.base import LINE, ParsedRow
 
 UNIT = LINE
-_LONG_DIGITS = re.compile(rb"\d{20}")
+# Every digit as "0", every other byte as a space: a run of 20 digits is then found by a plain
+# substring search, several times faster than a regular expression over every line.
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_RUN = b"0" * 20
 
 
 def _lines(fh, limit: int) -> Iterator[bytes | None]:
@@ -30,7 +32,7 @@ def _parse(raw: bytes):
     NaN, bad JSON) is read by json, which accepts what it can and names what is wrong in the
     words of the report. So is a line with a run of 20 digits: orjson would read an integer
     past 64 bits as a float."""
-    if _LONG_DIGITS.search(raw) is None:
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
