@@ -137,6 +137,27 @@ def test_rows_insert_returns_the_ids_of_the_rows_in_order(project):
     assert records[ids[0]].credential == "no" and records[ids[0]].created_at is not None
 
 
+def test_rows_insert_reads_rows_whose_keys_differ_from_the_first(project):
+    # Given rows of one call that name different fields (by attname, by name, or not at all),
+    # and JSON that orjson cannot write (an integer past 64 bits, a key that is not text)
+    rows = [
+        {"project_id": project.pk, "source": "s", "external_id": "e0"},
+        {"project": project, "source": "s", "external_id": "e1", "license": "CC0-1.0",
+         "meta": {"big": 2**70}},
+        {"project_id": project.pk, "source": "s", "external_id": "e2", "meta": {1: "one"}},
+        {"project_id": project.pk, "source": "s", "external_id": "e3"},
+    ]
+
+    ids = rows_insert(model=SourceRecord, rows=rows)
+
+    # Then every row keeps its own values and the others take their defaults
+    records = SourceRecord.objects.in_bulk(ids)
+    got = [(records[pk].external_id, records[pk].license, records[pk].meta, records[pk].project_id)
+           for pk in ids]
+    assert got == [("e0", "", {}, project.pk), ("e1", "CC0-1.0", {"big": 2**70}, project.pk),
+                   ("e2", "", {"1": "one"}, project.pk), ("e3", "", {}, project.pk)]
+
+
 def test_rows_insert_of_a_known_key_raises_and_keeps_nothing(project):
     SourceRecord.objects.create(project=project, source="s", external_id="e1")
 
