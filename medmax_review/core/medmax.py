@@ -1,5 +1,6 @@
 """The MedMax record format: tasks, the separator, the image placeholder, token estimates."""
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -50,8 +51,10 @@ _TASK_BY_NAME = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def task_from_name(name: str) -> str | None:
-    """The task a spelling names ("VQA", "Image Generation", "medmax-instruct"), else None."""
+    """The task a spelling names ("VQA", "Image Generation", "medmax-instruct"), else None.
+    Cached: a dataset spells its few tasks the same way on every row."""
     return _TASK_BY_NAME.get(_fold(name))
 
 

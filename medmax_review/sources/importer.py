@@ -214,8 +214,11 @@ class Importer:
         folder, _, name = ref.replace(os.sep, "/").rpartition("/")
         parent = self.folders.get((base, folder))
         if parent is None:
-            parent = self.folders[base, folder] = os.path.realpath(os.path.join(base, folder))
-        target = os.path.join(parent, name)
+            # Kept without a trailing separator (the root's is ""), so a plain join below is
+            # what os.path.join gives, for a fraction of its cost.
+            parent = self.folders[base, folder] = os.path.realpath(
+                os.path.join(base, folder)).rstrip(os.sep)
+        target = f"{parent}{os.sep}{name}"
         if name in ("", ".", "..") or os.path.islink(target):
             return os.path.realpath(os.path.join(base, ref))
         return target
