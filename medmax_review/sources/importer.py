@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from medmax_review.core.bulk_write import rows_insert
+from medmax_review.core.gc_frozen import gc_frozen
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources.image_pool import Checking, ImageChecker
 from medmax_review.sources.images import (
@@ -126,6 +127,10 @@ class Importer:
         self.errors_written = 0
 
     def run(self, inputs) -> None:
+        with gc_frozen():
+            self._run(inputs)
+
+    def _run(self, inputs) -> None:
         batch: list[tuple[ParsedRow, object]] = []
         for source in inputs:
             extra = {"skip": set(map(Path, self.images))} if source.fmt == formats.DICOM else {}
