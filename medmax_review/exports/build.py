@@ -29,6 +29,7 @@ from django.db import reset_queries
 from django.db.models import F
 from django.utils import timezone
 
+from medmax_review.core.gc_frozen import gc_frozen
 from medmax_review.core.leases import TAKEN_OVER, lease_claim
 from medmax_review.core.medmax import build_text, check_text
 from medmax_review.core.read_ahead import read_ahead
@@ -222,6 +223,10 @@ class _Build:
         self.last_beat = time.monotonic()
 
     def run(self) -> dict:
+        with gc_frozen():  # a row's objects are short-lived, the program's are not
+            return self._run()
+
+    def _run(self) -> dict:
         project, options = self.version.project, self.options
         total = selectors.export_count(project=project, options=options)
         self.beat(rows_total=total)
