@@ -96,15 +96,17 @@ def _ratio(a: float, b: float) -> str:
 
 
 def _import_md(f: dict) -> list[str]:
-    lines = ["| case | rows | rows/s | limit: parse+hash+COPY rows/s | share | limit: COPY rows/s "
-             "| share |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| case | rows | rows/s | limit: parse+hash+COPY rows/s | share "
+             "| limit: + new image files rows/s | share | limit: COPY rows/s | share |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in f.get("results", []):
         if "parse_hash_copy_rows_per_s" in r:
             lines.append(f"| {r['case']} | {r['rows']:,} | {r['rows_per_s']:,.0f} | "
                          f"{r['parse_hash_copy_rows_per_s']:,.0f} | {r['ratio_parse_hash_copy']:.2f} "
+                         f"| {r['with_files_rows_per_s']:,.0f} | {r['ratio_with_files']:.2f} "
                          f"| {r['copy_rows_per_s']:,.0f} | {r['ratio_copy']:.2f} |")
         else:
-            lines.append(f"| {r['case']} | {r['rows']:,} | {r['rows_per_s']:,.0f} | | | | |")
+            lines.append(f"| {r['case']} | {r['rows']:,} | {r['rows_per_s']:,.0f} | | | | | | |")
     return lines
 
 

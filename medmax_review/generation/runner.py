@@ -58,6 +58,7 @@ TEMPLATE_BACKEND_NAME = "medmax-template"
 TEMPLATE_BACKEND_VERSION = 1
 ETA_WEIGHT = 0.3  # how much one new reading moves the time-left estimate
 STATUS_POLL_SECONDS = 0.25  # how soon a running job notices a cancel
+SETTLE_SECONDS = 0.003  # results this close together are saved in one commit
 
 
 SCORE_BATCH = 100  # candidates per scoring message
@@ -184,10 +185,22 @@ class JobRunner:
                     done = set()
                     time.sleep(STATUS_POLL_SECONDS)
                 results = [(in_flight.pop(future), future.result()) for future in done]
+                # At most a window's worth: against a server that answers at once this would
+                # otherwise go on taking results in and never save them.
+                while results and in_flight and len(results) < self.limit:
+                    if not stop and not sent_everything and not self.capped:
+                        # The next requests go out before these results are written, so the
+                        # server is kept busy while this thread saves (with a cap, only once
+                        # the saved results say it is not reached).
+                        sent_everything = not fill(window)
+                    # Results that end a moment after these are taken in, refilled and
+                    # saved with them: requests sent together come back together, and one
+                    # save each would hold the others' refills behind its commit.
+                    more, _ = wait(in_flight, timeout=SETTLE_SECONDS, return_when=FIRST_COMPLETED)
+                    if not more:
+                        break
+                    results += [(in_flight.pop(future), future.result()) for future in more]
                 if results and not stop and not sent_everything and not self.capped:
-                    # The next requests go out before these results are written, so the
-                    # server is kept busy while this thread saves (with a cap, only once
-                    # the saved results say it is not reached).
                     sent_everything = not fill(window)
                 for item, outcome in results:
                     self.held[item.chunk_id] -= 1
