@@ -2,8 +2,8 @@
 real Celery workers, next to the ideal: records x latency / requests in flight.
 
 Each size is one job launched the way the web page launches it (job_create: its chunks are
-sent to the `generation` queue once it commits), timed until the job is done, first with one
-worker process and then with two sharing it. The stub counts the requests it has open at
+sent to the `generation` queue once it commits), timed from job_create (its records already
+stored) until the job is done, first with one worker process and then with two sharing it. The stub counts the requests it has open at
 once (the tests' stub server), so the table also shows that two workers keep the job's total within its limit.
 Scoring messages wait on the `scoring` queue, which no worker here consumes: this measures
 generation alone.
@@ -73,11 +73,11 @@ def _records(size: int, tag: str):
     return project
 
 
-def _launch(size: int, tag: str, base_url: str):
+def _launch(size: int, tag: str, base_url: str, project=None):
     from medmax_review.core import medmax
     from medmax_review.generation import services
 
-    project = _records(size, tag)
+    project = project or _records(size, tag)
     return services.job_create(project=project, task=medmax.VQA, backend="openai",
                                model="stub", base_url=base_url)
 
@@ -98,8 +98,9 @@ def _run(size: int, tag: str, stub) -> dict:
 
     stub.requests.clear()
     stub.peak = 0
+    project = _records(size, tag)  # the data is there before the job is launched
     started = time.perf_counter()
-    job = _launch(size, tag, stub.base_url)
+    job = _launch(size, tag, stub.base_url, project)
     _await(job)
     wall = time.perf_counter() - started
     job.refresh_from_db()

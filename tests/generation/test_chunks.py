@@ -216,6 +216,3 @@ def test_cancel_stops_every_chunk(project, demo_data, worker_factory, counting_s
     assert services.job_resume(job=stopped)
     wait_until(lambda: _job(job.pk).status == GenerationJob.DONE, 120, "the resumed job")
     _finished_without_loss(job.pk)
-
-
-
