@@ -58,7 +58,7 @@ TEMPLATE_BACKEND_NAME = "medmax-template"
 TEMPLATE_BACKEND_VERSION = 1
 ETA_WEIGHT = 0.3  # how much one new reading moves the time-left estimate
 STATUS_POLL_SECONDS = 0.25  # how soon a running job notices a cancel
-SETTLE_SECONDS = 0.003  # results this close together are saved in one commit
+SETTLE_SECONDS = 0.02  # results this close together are saved in one commit (refilled at once)
 
 
 SCORE_BATCH = 100  # candidates per scoring message
