@@ -3,8 +3,9 @@ real Celery workers, next to the ideal: records x latency / requests in flight.
 
 Each size is one job launched the way the web page launches it (job_create: its chunks are
 sent to the `generation` queue once it commits), timed from job_create (its records already
-stored) until the job is done, first with one worker process and then with two sharing it. The stub counts the requests it has open at
-once (the tests' stub server), so the table also shows that two workers keep the job's total within its limit.
+stored) until the job is done, first with one worker process and then with two sharing it.
+The stub counts the requests it has open at once (the tests' stub server), so the table also
+shows that two workers keep the job's total within its limit.
 Scoring messages wait on the `scoring` queue, which no worker here consumes: this measures
 generation alone.
 

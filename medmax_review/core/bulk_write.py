@@ -59,6 +59,15 @@ def _json_text(value) -> str:
         return json.dumps(value)
 
 
+def _json_writer(field: models.Field):
+    """value -> text for a JSON column, None for any other: a field's own encoder is kept."""
+    if not isinstance(field, models.JSONField):
+        return None
+    if field.encoder is None:
+        return _json_text
+    return lambda value, encoder=field.encoder: json.dumps(value, cls=encoder)
+
+
 def _reader(field: models.Field, now):
     """row -> the value COPY writes for `field`: the row's value by attname or by name (a
     related object by its key), else the field's default (the time of the write for auto_now
@@ -67,7 +76,7 @@ def _reader(field: models.Field, now):
     foreign = isinstance(field, models.ForeignKey)
     default = _default(field, now)
     # JSON columns take the text COPY reads; every other value psycopg writes as it is.
-    dumps = _json_text if isinstance(field, models.JSONField) else None
+    dumps = _json_writer(field)
 
     def read(row: dict):
         if attname in row:
@@ -101,14 +110,16 @@ class _Plan:
             # A related object given by name is read by the general path (its key is needed).
             return f.name if f.name in first and not isinstance(f, models.ForeignKey) else None
 
-        present = [(f, given(f)) for f in fields if given(f) is not None]
-        absent = [f for f in fields if given(f) is None]
+        keyed = [(f, given(f)) for f in fields]
+        present = [(f, key) for f, key in keyed if key is not None]
+        absent = [f for f, key in keyed if key is None]
         self.fields = [f for f, _ in present] + absent
         self.keys = first.keys()
         self.getter = operator.itemgetter(*[key for _, key in present]) if present else None
         self.single = len(present) == 1
         self.defaults = [_default(f, now) for f in absent]
-        self.json = [i + 1 for i, f in enumerate(self.fields) if isinstance(f, models.JSONField)]
+        self.json = [(i + 1, dumps) for i, f in enumerate(self.fields)
+                     if (dumps := _json_writer(f)) is not None]
         self.readers = [_reader(f, now) for f in self.fields]
 
     def values(self, pk: int, row: dict) -> list:
@@ -117,8 +128,8 @@ class _Plan:
         got = self.getter(row) if self.getter is not None else ()
         values = [pk, got] if self.single else [pk, *got]
         values += [default() for default in self.defaults]
-        for i in self.json:
-            values[i] = _json_text(values[i])
+        for i, dumps in self.json:
+            values[i] = dumps(values[i])
         return values
 
 

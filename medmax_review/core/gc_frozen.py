@@ -10,8 +10,10 @@ def gc_frozen():
 
     A batch job allocates millions of small objects, so full collections run many times, and
     each one walks Django's own modules, models and settings too: measured, a sixth to a
-    quarter of an import's time and a fifth of an export's. What the job itself leaves as garbage is collected as before; what was frozen goes
-    back to the collector afterwards. Not nested: the inner block's end would thaw everything."""
+    quarter of an import's time and a fifth of an export's. What the job itself leaves as
+    garbage is collected as before; what was frozen goes back to the collector afterwards.
+    Two jobs at once in one process (a threaded worker) are safe: the first to end thaws
+    everything, which costs the other its speed-up, not its memory."""
     gc.freeze()
     try:
         yield

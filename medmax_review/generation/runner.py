@@ -185,23 +185,22 @@ class JobRunner:
                     done = set()
                     time.sleep(STATUS_POLL_SECONDS)
                 results = [(in_flight.pop(future), future.result()) for future in done]
-                # At most a window's worth: against a server that answers at once this would
-                # otherwise go on taking results in and never save them.
-                while results and in_flight and len(results) < self.limit:
+                # Results that end a moment after these are taken in, refilled and saved with
+                # them: requests sent together come back together, and one save each would hold
+                # the others' refills behind its commit. At most a window's worth: against a
+                # server that answers at once this would go on and never save.
+                while results:
                     if not stop and not sent_everything and not self.capped:
                         # The next requests go out before these results are written, so the
                         # server is kept busy while this thread saves (with a cap, only once
                         # the saved results say it is not reached).
                         sent_everything = not fill(window)
-                    # Results that end a moment after these are taken in, refilled and
-                    # saved with them: requests sent together come back together, and one
-                    # save each would hold the others' refills behind its commit.
+                    if not in_flight or len(results) >= self.limit:
+                        break
                     more, _ = wait(in_flight, timeout=SETTLE_SECONDS, return_when=FIRST_COMPLETED)
                     if not more:
                         break
                     results += [(in_flight.pop(future), future.result()) for future in more]
-                if results and not stop and not sent_everything and not self.capped:
-                    sent_everything = not fill(window)
                 for item, outcome in results:
                     self.held[item.chunk_id] -= 1
                     if isinstance(outcome, BackendUnavailable):
