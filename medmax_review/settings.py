@@ -6,7 +6,14 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from medmax_review.core.env import env_bool, env_float, env_int, env_list, env_str
+from medmax_review.core.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+)
 from medmax_review.core.secret import local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -134,6 +141,13 @@ STORAGES = {
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Images in object storage (docs/deploy.md): a storage backend such as django-storages'
+# "storages.backends.s3.S3Storage" and its options as JSON. Credentials stay in the backend's
+# own environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), not in these.
+IMAGE_STORAGE_BACKEND = env_str("IMAGE_STORAGE_BACKEND", "")
+if IMAGE_STORAGE_BACKEND:
+    STORAGES["images"] = {"BACKEND": IMAGE_STORAGE_BACKEND,
+                          "OPTIONS": env_json_object("IMAGE_STORAGE_OPTIONS")}
 MEDIA_URL = "media/"
 
 # Uploads: imports may be large ZIPs; Django streams them to a temporary file.

@@ -1,5 +1,6 @@
 """Typed readers for environment variables: a wrong value fails loudly at start-up."""
 
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -39,6 +40,19 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
+def env_json_object(name: str) -> dict:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -3,7 +3,6 @@ that was interrupted, or sent twice, goes on from the items it has)."""
 
 import logging
 import mimetypes
-from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,6 +22,7 @@ from medmax_review.generation.backends import (
     backend_for,
 )
 from medmax_review.generation.models import BACKEND_LOCAL, BACKEND_OPENAI
+from medmax_review.sources import image_files
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,8 @@ class _Scorer:
     def ask(self, item: selectors.EvalItem) -> str:
         image, mime = None, ""
         if self.vision and item.image_file:
-            path = Path(settings.MEDIA_ROOT) / item.image_file
-            image = path.read_bytes()
-            mime = mimetypes.guess_type(path.name)[0] or "image/png"
+            image = image_files.read(item.image_file)
+            mime = mimetypes.guess_type(item.image_file)[0] or "image/png"
         request = GenerationRequest(
             messages=[{"role": "system", "content": ANSWER_SYSTEM},
                       {"role": "user", "content": item.instruction}],

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from medmax_review.core.read_ahead import read_ahead
 from medmax_review.exports import cards, changelog, files, selectors, writers
 from medmax_review.exports.manifest import BuildStats
 from medmax_review.exports.models import DatasetVersion
+from medmax_review.sources import image_files
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +209,7 @@ class _Build:
         self.embed = mode != "none" and self.writer.embeds_images
         self.names = list(SPLITS) if self.options["split"] else [SINGLE_FILE]
         self.media_root = Path(settings.MEDIA_ROOT).resolve()
+        self.scratch: Path | None = None  # images fetched from object storage to be embedded
         self.image_count = 0
         self.read = 0  # rows of the batches done
 
@@ -223,8 +226,12 @@ class _Build:
         self.last_beat = time.monotonic()
 
     def run(self) -> dict:
-        with gc_frozen():  # a row's objects are short-lived, the program's are not
-            return self._run()
+        try:
+            with gc_frozen():  # a row's objects are short-lived, the program's are not
+                return self._run()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _run(self) -> dict:
         project, options = self.version.project, self.options
@@ -400,7 +407,10 @@ class _Build:
             return relative, self.checked[name], ""
         if not _SHA256.match(sha) or not _EXT.match(ext):
             return None, None, "image has no valid content hash or format in the store"
-        source = (self.media_root / row.image_file).resolve()
+        stored = image_files.local_path(row.image_file)
+        if stored is None:
+            return self._image_fetched(row, name, relative)
+        source = stored.resolve()
         if not source.is_relative_to(self.media_root):
             return None, None, "image file lies outside the image store"
         if self.image_dir is not None:
@@ -414,6 +424,26 @@ class _Build:
         if problem:
             return None, None, problem
         self.checked[name] = source if self.embed else None
+        return relative, self.checked[name], ""
+
+    def _image_fetched(self, row: selectors.ExportRow, name: str,
+                       relative: str) -> tuple[str | None, Path | None, str]:
+        """`_image` for object storage: the bytes are fetched into the version's images folder,
+        or into a scratch folder when the format embeds them."""
+        sha = row.image_sha256
+        folder = self.image_dir
+        if folder is None and self.embed:
+            folder = self.scratch = self.scratch or Path(
+                tempfile.mkdtemp(prefix=".fetched-", dir=self.folder.parent))
+        if folder is None:
+            problem = "" if image_files.exists(row.image_file) else (
+                "image file missing from the image store")
+        else:
+            problem = files.fetch_image(read=lambda: image_files.read(row.image_file),
+                                        target=folder / name, sha256=sha)
+        if problem:
+            return None, None, problem
+        self.checked[name] = folder / name if self.embed else None
         return relative, self.checked[name], ""
 
     def _images(self) -> dict[str, files.FileDigest]:

@@ -128,6 +128,25 @@ def place_image(*, source: Path, target: Path, sha256: str) -> str:
     return ""
 
 
+def fetch_image(*, read: Callable[[], bytes], target: Path, sha256: str) -> str:
+    """Write an image read from object storage at `target`, checked against its hash.
+
+    Returns "" when the image is in place, else the reason it could not be.
+    """
+    if target.exists():
+        return ""
+    try:
+        data = read()
+    except FileNotFoundError:
+        return "image file missing from the image store"
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return "image file does not match its content hash"
+    temp = partial_name(target)
+    temp.write_bytes(data)
+    os.replace(temp, target)
+    return ""
+
+
 def tar_stream(
     *, members: list[tuple[str, Path]], chunk_size: int = 1 << 20,
     progress: Callable[[], None] | None = None,

@@ -48,7 +48,7 @@ from medmax_review.generation.prompts import (
 )
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.review.models import Candidate
-from medmax_review.sources.images import image_path
+from medmax_review.sources import image_files
 from medmax_review.sources.models import SourceRecord
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ class JobRunner:
                 asset = item.record.image
                 request = replace(
                     request,
-                    image=image_path(asset).read_bytes(),
+                    image=image_files.read(asset.file),
                     image_mime=f"image/{asset.format.lower()}",
                 )
             return self.backend.generate(request)

@@ -16,7 +16,7 @@ from medmax_review.scoring.models import (
 )
 from medmax_review.scoring.scorers import image as image_scorer
 from medmax_review.scoring.scorers import near_duplicate
-from medmax_review.sources.images import image_path
+from medmax_review.sources import image_files
 
 
 def text_sha1(candidate: Candidate) -> str:
@@ -36,7 +36,11 @@ def image_fingerprints_ensure(*, assets: list) -> dict[int, ImageFingerprint]:
     for image_id, asset in by_id.items():
         if image_id in known:
             continue
-        facts = image_scorer.image_inspect(image_path(asset))
+        try:
+            with image_files.open_file(asset.file) as fh:
+                facts = image_scorer.image_inspect(fh)
+        except OSError as exc:  # missing, or the storage could not be read
+            facts = image_scorer.ImageFacts(decodable=False, error=f"{type(exc).__name__}: {exc}")
         fresh.append(ImageFingerprint(
             image_id=image_id, decodable=facts.decodable, error=facts.error[:300],
             width=facts.width, height=facts.height, stddev=facts.stddev,

@@ -17,7 +17,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from django.conf import settings
 
-from medmax_review.sources.image_verify import ImageInfo, Limits, verify_and_write
+from medmax_review.sources import image_files
+from medmax_review.sources.image_verify import ImageInfo, Limits, relative_path, verify_and_write
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ class Checking:
                 except POOL_FAILURES as exc:
                     self.checker.give_up(exc)
             out += self.checker.here(chunk)
+        if image_files.object_store() is not None:
+            # The pool only verified them: object storage is written from here.
+            items = [item for chunk in self.chunks for item in chunk]
+            image_files.write_many([(relative_path(sha, info.ext), data)
+                                    for (data, sha), info in zip(items, out, strict=True)
+                                    if isinstance(info, ImageInfo)])
         return out
 
 
@@ -100,9 +107,9 @@ class ImageChecker:
         return verify_and_write(items, *self._args())
 
     @staticmethod
-    def _args() -> tuple[str, Limits]:
-        return str(settings.MEDIA_ROOT), Limits(settings.MEDMAX_MAX_IMAGE_BYTES,
-                                                settings.MEDMAX_MAX_IMAGE_PIXELS)
+    def _args() -> tuple[str | None, Limits]:
+        root = None if image_files.object_store() is not None else str(settings.MEDIA_ROOT)
+        return root, Limits(settings.MEDMAX_MAX_IMAGE_BYTES, settings.MEDMAX_MAX_IMAGE_PIXELS)
 
     def _pool_for(self, count: int) -> ProcessPoolExecutor | None:
         if self._pool is None and self._usable and count >= POOL_MIN:

@@ -87,10 +87,10 @@ def file_write_once(target: Path, data: bytes) -> None:
     os.replace(tmp, target)
 
 
-def verify_and_write(items: list[tuple[bytes, str]], media_root: str,
+def verify_and_write(items: list[tuple[bytes, str]], media_root: str | None,
                      limits: Limits) -> list[ImageInfo | str]:
-    """New images [(data, sha256)], in whichever process: each one's details once written,
-    or why it was refused."""
+    """New images [(data, sha256)], in whichever process: each one's details once written
+    under `media_root` (not written without one), or why it was refused."""
     out: list[ImageInfo | str] = []
     for data, sha256 in items:
         try:
@@ -98,6 +98,7 @@ def verify_and_write(items: list[tuple[bytes, str]], media_root: str,
         except ImageRejected as exc:
             out.append(str(exc))
             continue
-        file_write_once(Path(media_root) / relative_path(sha256, info.ext), data)
+        if media_root is not None:
+            file_write_once(Path(media_root) / relative_path(sha256, info.ext), data)
         out.append(info)
     return out

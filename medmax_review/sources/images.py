@@ -7,25 +7,24 @@ A rejected image raises ImageRejected with a message fit for an import report; n
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from medmax_review.core.bulk_write import rows_insert
+from medmax_review.sources import image_files
 from medmax_review.sources.image_verify import (
     ALLOWED_FORMATS,
     ImageInfo,
     ImageRejected,
     Limits,
-    file_write_once,
     relative_path,
     verify,
 )
 from medmax_review.sources.models import ImageAsset
 
 __all__ = ["ALLOWED_FORMATS", "CheckedImage", "ImageRejected", "image_check", "image_file_write",
-           "image_path", "image_store", "images_add", "images_store_many", "images_stored"]
+           "image_store", "images_add", "images_store_many", "images_stored"]
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,10 @@ def image_check(*, data: bytes) -> CheckedImage:
 
 
 def image_file_write(checked: CheckedImage) -> CheckedImage:
-    """Write the file under MEDIA_ROOT once; returns the image without its bytes in memory."""
+    """Write the file once (see image_files); returns the image without its bytes in memory."""
     if not checked.data:
         return checked
-    file_write_once(Path(settings.MEDIA_ROOT) / checked.relative_path, checked.data)
+    image_files.write_once(checked.relative_path, checked.data)
     return dataclasses.replace(checked, data=b"")
 
 
@@ -130,6 +129,3 @@ def image_store(*, data: bytes, modality: str = "") -> ImageAsset:
         checked.sha256
     ]
 
-
-def image_path(asset: ImageAsset) -> Path:
-    return Path(settings.MEDIA_ROOT) / asset.file

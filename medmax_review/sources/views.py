@@ -6,9 +6,8 @@ from django.views.decorators.http import require_GET
 
 from medmax_review.projects.access import project_for
 from medmax_review.projects.models import ADMIN
-from medmax_review.sources import selectors, services
+from medmax_review.sources import image_files, selectors, services
 from medmax_review.sources.forms import ImportUploadForm
-from medmax_review.sources.images import image_path
 from medmax_review.sources.models import ImportRun
 from medmax_review.sources.uploads import SizeLimitedUpload
 
@@ -75,10 +74,11 @@ def image_file(request, sha256):
     asset = selectors.image_asset_for_user(user=request.user, sha256=sha256)
     if asset is None:
         raise Http404("No such image")
-    path = image_path(asset)
-    if not path.is_file():
-        raise Http404("Image file missing")
-    response = FileResponse(open(path, "rb"), content_type=f"image/{asset.format}")
+    try:
+        image = image_files.open_file(asset.file)
+    except FileNotFoundError:
+        raise Http404("Image file missing") from None
+    response = FileResponse(image, content_type=f"image/{asset.format}")
     # Content-addressed: the bytes behind this URL never change (so the review screen can
     # preload the next image and reuse it without revalidating); access can, so keep it private.
     response["Cache-Control"] = "private, max-age=31536000, immutable"

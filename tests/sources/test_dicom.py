@@ -7,7 +7,7 @@ from django.conf import settings
 from django.forms.models import model_to_dict
 from PIL import Image
 
-from medmax_review.sources.images import image_path
+from medmax_review.sources import image_files
 from medmax_review.sources.models import ImageAsset, SourceRecord
 from medmax_review.sources.services import records_import
 
@@ -22,7 +22,8 @@ def _all_text(record: SourceRecord) -> str:
 def _preset_pixels(asset: ImageAsset) -> dict[str, np.ndarray]:
     presets = asset.dicom["presets"]
     return {
-        name: np.asarray(Image.open(image_path(ImageAsset.objects.get(sha256=p["sha256"]))))
+        name: np.asarray(Image.open(image_files.open_file(
+            ImageAsset.objects.get(sha256=p["sha256"]).file)))
         for name, p in presets.items()
     }
 
@@ -63,7 +64,7 @@ def test_records_import_dicom_renders_with_rescale_and_minmax(project, demo_data
     assert window["from"] == "min/max"
     assert window["center"] == (hu.min() + hu.max()) / 2
     assert asset.dicom["rescale"] == {"slope": 1.0, "intercept": -1024.0}
-    pixels = np.asarray(Image.open(image_path(asset)))
+    pixels = np.asarray(Image.open(image_files.open_file(asset.file)))
     assert pixels.dtype == np.uint8
     assert (pixels.min(), pixels.max()) == (0, 255)
     # Brightness follows the data: the brightest source pixel is white.
@@ -80,7 +81,7 @@ def test_records_import_dicom_uses_file_window(project, demo_data):
     assert SourceRecord.objects.get().modality == "MR"
     # MR values have no fixed scale: no presets, only the file's window.
     assert "presets" not in asset.dicom
-    pixels = np.asarray(Image.open(image_path(asset)))
+    pixels = np.asarray(Image.open(image_files.open_file(asset.file)))
     ds = pydicom.dcmread(path)
     raw = ds.pixel_array.astype(float)
     expected = np.clip((raw - (600 - 800)) / 1600 * 255, 0, 255).astype(np.uint8)

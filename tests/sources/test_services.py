@@ -9,7 +9,8 @@ from django.db import connection, transaction
 from PIL import Image
 
 from medmax_review.review.models import APPROVED, PENDING, Candidate, Decision
-from medmax_review.sources.images import image_path, image_store
+from medmax_review.sources import image_files
+from medmax_review.sources.images import image_store
 from medmax_review.sources.models import ImageAsset, SourceRecord
 from medmax_review.sources.services import records_import
 from tests.sources.conftest import demo_row, png_bytes, write_jsonl
@@ -29,7 +30,7 @@ def test_records_import_vqa_rad_demo(project, demo_data):
     assert record.license == "CC0-1.0"
     assert record.question == "Is this an infectious process?"
     assert record.image.format == "jpeg"
-    assert image_path(record.image).read_bytes() == (
+    assert image_files.read(record.image.file) == (
         demo_data / "vqa_rad/images/synpic35191.jpg"
     ).read_bytes()
     # Integer answers in the source arrive as text and keep their flag.
@@ -102,7 +103,7 @@ def test_records_import_zip_with_images(project, tmp_path):
     assert report.errors == []
     assert report.created == 3
     assert ImageAsset.objects.count() == 3
-    assert all(image_path(a).is_file() for a in ImageAsset.objects.all())
+    assert all(image_files.exists(a.file) for a in ImageAsset.objects.all())
 
 
 def test_records_import_images_dir_option(project, image_folder, tmp_path):

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageStat
 
@@ -36,9 +37,10 @@ def difference_hash(im: Image.Image) -> int:
     return bits
 
 
-def image_inspect(path: Path) -> ImageFacts:
+def image_inspect(source: Path | IO[bytes]) -> ImageFacts:
+    """What Pillow sees in an image file (a path or an open file)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im.load()
             grey = im.convert("L")
             return ImageFacts(
