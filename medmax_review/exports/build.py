@@ -416,9 +416,9 @@ class _Build:
         if self.image_dir is not None:
             problem = files.place_image(source=source, target=self.image_dir / name, sha256=sha)
         elif not source.is_file():
-            problem = "image file missing from the image store"
+            problem = files.IMAGE_MISSING
         elif self.embed and files.hash_file(source).sha256 != sha:
-            problem = "image file does not match its content hash"
+            problem = files.IMAGE_MISMATCH
         else:
             problem = ""
         if problem:
@@ -436,8 +436,7 @@ class _Build:
             folder = self.scratch = self.scratch or Path(
                 tempfile.mkdtemp(prefix=".fetched-", dir=self.folder.parent))
         if folder is None:
-            problem = "" if image_files.exists(row.image_file) else (
-                "image file missing from the image store")
+            problem = "" if image_files.exists(row.image_file) else files.IMAGE_MISSING
         else:
             problem = files.fetch_image(read=lambda: image_files.read(row.image_file),
                                         target=folder / name, sha256=sha)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
+# Why an image was left out, in the manifest.
+IMAGE_MISSING = "image file missing from the image store"
+IMAGE_MISMATCH = "image file does not match its content hash"
 WRITE_BYTES = 1 << 16
 
 
@@ -115,9 +118,9 @@ def place_image(*, source: Path, target: Path, sha256: str) -> str:
     if target.exists():
         return ""
     if not source.is_file():
-        return "image file missing from the image store"
+        return IMAGE_MISSING
     if hash_file(source).sha256 != sha256:
-        return "image file does not match its content hash"
+        return IMAGE_MISMATCH
     temp = partial_name(target)
     temp.unlink(missing_ok=True)
     try:
@@ -138,9 +141,9 @@ def fetch_image(*, read: Callable[[], bytes], target: Path, sha256: str) -> str:
     try:
         data = read()
     except FileNotFoundError:
-        return "image file missing from the image store"
+        return IMAGE_MISSING
     if hashlib.sha256(data).hexdigest() != sha256:
-        return "image file does not match its content hash"
+        return IMAGE_MISMATCH
     temp = partial_name(target)
     temp.write_bytes(data)
     os.replace(temp, target)

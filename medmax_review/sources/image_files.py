@@ -60,12 +60,11 @@ def exists(name: str) -> bool:
 
 
 def open_file(name: str) -> IO[bytes]:
-    """The image opened for reading; FileNotFoundError when it is not there."""
+    """The image opened for reading; FileNotFoundError when it is not there (Django's storages
+    raise it themselves, so object storage costs one request, not an existence check too)."""
     store = object_store()
     if store is None:
         return open(Path(settings.MEDIA_ROOT) / name, "rb")
-    if not store.exists(name):
-        raise FileNotFoundError(name)
     return store.open(name, "rb")
 
 
