@@ -6,7 +6,9 @@ the dashboard, browser and statistics have every state to count), starts gunicor
 on loopback, and lets N client threads (one HTTP connection and one signed-in session each)
 work like reviewers: open the queue ("next", which claims), the review page, decide (the
 response renders the next claimed candidate), and now and then the candidate browser, the
-project dashboard and the statistics page. Client-side latency per page, p50 and p95.
+project dashboard and the statistics page. Client-side latency per page, p50 and p95, over two
+turns per configuration in which the sizes take turns (forward, then backward), so a drift in
+the machine's load falls on every size alike.
 
 The limit beside each figure is a static file served by the same gunicorn under the same load:
 the cost of an HTTP round trip on this machine with nothing of the app in it.
@@ -46,7 +48,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("next", "review", "decision", "browser", "dashboard", "stats", "static")
-REQUESTS_PER_CONFIG = 400  # per (size, reviewers): enough for a p95, bounded in time
+REQUESTS_PER_CONFIG = 400  # per (size, reviewers) and turn: enough for a p95, bounded in time
+PASSES = 2  # turns per (size, reviewers), the sizes in alternating order
 WORKERS = 2 * (os.cpu_count() or 1)
 THREADS = 8
 
@@ -272,28 +275,47 @@ def main() -> None:
     print(f"gunicorn {WORKERS} workers x {THREADS} threads · PostgreSQL "
           f"{connection.pg_version // 10000} · {os.cpu_count()} CPUs · {datetime.now(UTC):%Y-%m-%d}",
           flush=True)
-    results = []
     server = None
+    # Every size's project is built first and the sizes take turns, forward then backward, for
+    # each number of reviewers: load from elsewhere on a shared machine drifts over minutes, and
+    # a ratio between sizes must not read that drift.
+    samples: dict[tuple[int, int], dict] = {}
     try:
-        for size in args.sizes:
-            project, users = project_build(size)
-            server = server or Server()
-            Reviewer(server.base, project.slug, users[0]).round(decisions=1, extras=True)  # warm
-            for count in args.reviewers:
-                times, errors = run(server, project, users, count)
-                row = {"size": size, "reviewers": count, "candidates": Candidate.objects.filter(
-                    project=project).count(), "failed": len(errors), "errors": errors[:3]}
-                for page, values in times.items():
-                    row[page] = {"p50": pct(values, 50), "p95": pct(values, 95), "n": len(values)}
-                results.append(row)
-                print(f"{size:>10,} cand · {count:>2} reviewers  " + "  ".join(
-                    f"{page} {row[page]['p50']:.1f}/{row[page]['p95']:.1f}" for page in PAGES)
-                    + "  (ms p50/p95)" + (f"  {len(errors)} clients failed: {errors[:2]}"
-                                          if errors else ""), flush=True)
-        query_plans = plans(project, users[0])  # at the largest size
+        projects = {size: project_build(size) for size in args.sizes}
+        server = Server()
+        for project, users in projects.values():
+            # Untimed: every gunicorn worker loads its code, templates and connection first.
+            run(server, project, users, min(WORKERS * 2, len(users)))
+        for count in args.reviewers:
+            for turn in range(PASSES):
+                for size in (args.sizes if turn % 2 == 0 else args.sizes[::-1]):
+                    project, users = projects[size]
+                    times, errors = run(server, project, users, count)
+                    got = samples.setdefault((size, count), {"times": {p: [] for p in PAGES},
+                                                             "errors": []})
+                    for page, values in times.items():
+                        got["times"][page] += values
+                    got["errors"] += errors
+        project, users = projects[max(args.sizes)]
+        query_plans = plans(project, users[0])
     finally:
         if server:
             server.stop()
+    results = []
+    for size in args.sizes:
+        project, _ = projects[size]
+        for count in args.reviewers:
+            got = samples[size, count]
+            errors = got["errors"]
+            row = {"size": size, "reviewers": count, "candidates": Candidate.objects.filter(
+                project=project).count(), "failed": len(errors), "errors": errors[:3]}
+            for page, values in got["times"].items():
+                row[page] = {"p50": pct(values, 50), "p95": pct(values, 95), "n": len(values)}
+            results.append(row)
+            print(f"{size:>10,} cand · {count:>2} reviewers  " + "  ".join(
+                f"{page} {row[page]['p50']:.1f}/{row[page]['p95']:.1f}" for page in PAGES)
+                + "  (ms p50/p95)" + (f"  {len(errors)} clients failed: {errors[:2]}"
+                                      if errors else ""), flush=True)
     small, large = min(args.sizes), max(args.sizes)
     print(f"\np50 at {large:,} / p50 at {small:,} (within 1.5x: the page does not grow with the "
           f"project):")
