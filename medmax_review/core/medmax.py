@@ -117,37 +117,44 @@ class ParsedText:
     image_position: str
 
 
-def parse_text(text: str) -> ParsedText:
-    """Split a MedMax `text` back into its parts; raises ValueError naming what is wrong."""
+def _split_text(text: str) -> tuple[str, str, str, int] | str:
+    """(instruction, response, image position, placeholders) of a MedMax `text`, or what is
+    wrong with it: the one reading that parse_text and check_text (run on every exported row)
+    share."""
     count = text.count(SEPARATOR)
     if count != 1:
-        raise ValueError(f"text must contain exactly one {SEPARATOR} separator, found {count}")
+        return f"text must contain exactly one {SEPARATOR} separator, found {count}"
     prompt, answer = text.split(SEPARATOR)
     images = text.count(IMAGE)
     if images > 1:
-        raise ValueError(f"text has {images} {IMAGE} placeholders; MedMax allows at most one")
+        return f"text has {images} {IMAGE} placeholders; MedMax allows at most one"
     if prompt.startswith(IMAGE):
-        return ParsedText(prompt[len(IMAGE):], answer, IMAGE_BEFORE_INSTRUCTION)
-    if IMAGE in prompt:
-        raise ValueError(f"{IMAGE} inside the instruction must stand at its start")
-    if IMAGE in answer:
-        return ParsedText(prompt, answer, IMAGE_IN_RESPONSE)
-    return ParsedText(prompt, answer, IMAGE_NONE)
+        return prompt[len(IMAGE):], answer, IMAGE_BEFORE_INSTRUCTION, images
+    if images and IMAGE in prompt:
+        return f"{IMAGE} inside the instruction must stand at its start"
+    return prompt, answer, IMAGE_IN_RESPONSE if images else IMAGE_NONE, images
+
+
+def parse_text(text: str) -> ParsedText:
+    """Split a MedMax `text` back into its parts; raises ValueError naming what is wrong."""
+    parts = _split_text(text)
+    if isinstance(parts, str):
+        raise ValueError(parts)
+    return ParsedText(*parts[:3])
 
 
 def check_text(text: str, *, has_image: bool) -> list[str]:
     """Every MedMax rule the text breaks, as readable reasons (empty list: the row is valid)."""
+    parts = _split_text(text)
+    if isinstance(parts, str):
+        return [parts]
+    instruction, response, position, placeholders = parts
     problems = []
-    try:
-        parsed = parse_text(text)
-    except ValueError as exc:
-        return [str(exc)]
-    if not parsed.instruction.strip():
+    if not instruction.strip():
         problems.append("empty instruction")
     # A generation record's response may be the image alone.
-    if not parsed.response.replace(IMAGE, "").strip() and parsed.image_position != IMAGE_IN_RESPONSE:
+    if position != IMAGE_IN_RESPONSE and not response.strip():
         problems.append("empty response")
-    placeholders = text.count(IMAGE)
     if has_image and placeholders != 1:
         problems.append(f"record has an image but {placeholders} {IMAGE} placeholders")
     if not has_image and placeholders:

@@ -67,3 +67,26 @@ def test_check_text_accepts_generation_record_with_image_only_response():
 
 def test_estimate_tokens_counts_1026_per_image():
     assert medmax.estimate_tokens("<image>") == medmax.IMAGE_TOKENS
+
+
+@pytest.mark.parametrize(
+    "text, has_image, problems",
+    [
+        ("<image>Q?<reserved08706>A.", True, []),
+        ("Draw it.<reserved08706>Here:<image>", True, []),
+        ("Q?<reserved08706>A.", False, []),
+        ("<image> <reserved08706>A.", True, ["empty instruction"]),
+        ("<image>Q?<reserved08706>  ", True, ["empty response"]),
+        (" <reserved08706> ", False, ["empty instruction", "empty response"]),
+        ("Q?<reserved08706>A.<image>", False, ["<image> placeholder but no image"]),
+        ("q<image>x<reserved08706>a", True, ["<image> inside the instruction must stand at its start"]),
+        ("no separator", True, ["text must contain exactly one <reserved08706> separator, found 0"]),
+    ],
+)
+def test_check_text_names_every_rule_broken(text, has_image, problems):
+    assert medmax.check_text(text, has_image=has_image) == problems
+
+
+def test_parse_text_finds_the_image_in_the_response():
+    parsed = medmax.parse_text("Draw it.<reserved08706>Here:<image>")
+    assert parsed == medmax.ParsedText("Draw it.", "Here:<image>", medmax.IMAGE_IN_RESPONSE)
