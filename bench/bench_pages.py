@@ -132,7 +132,11 @@ class Server:
              f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
              # A project's figures are first computed by the request that asks for them,
              # reading every verdict: at MedMax size that takes longer than the default 30 s.
-             "--worker-class", "gthread", "--timeout", "600", "--log-level", "warning"],
+             "--worker-class", "gthread", "--timeout", "600", "--log-level", "warning",
+             # As behind a proxy that keeps its connections to the app open. At the default
+             # 2 s, a connection one of 50 client threads (sharing one process's CPU) reuses a
+             # moment late is closed as it sends, and its request is lost.
+             "--keep-alive", "30"],
             cwd=ROOT, env=env)
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "medmax_review", "worker", "-Q", "default",
