@@ -2,7 +2,7 @@
 
 For each size, JSON lines of about 50 words a row over PNG images (two rows per image, as in
 MedMax: 1.47M records over about 725K images) are imported into a fresh project of a bench
-database through the real command, twice: over images of which half are already stored
+database through the real command: over images of which half are already stored
 ("mixed") and over images never seen before ("new"). In the same run, on the same file:
 
 - limit "parse+hash+COPY": read every line as JSON, read and SHA-256 each image file once, and
