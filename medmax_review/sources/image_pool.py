@@ -3,8 +3,8 @@ and each image stands alone. `start` returns at once, so the import reads its ne
 the pool decodes this one.
 
 The pool starts with the first batch that has enough new images and lasts the whole import.
-Where it cannot start (a daemonic worker process may not have children, a sandbox without
-semaphores), or if it breaks, the images are checked in this process instead.
+It starts inside a Celery prefork worker too (see children_allowed). Where it cannot start (a
+sandbox without semaphores), or if it breaks, the images are checked in this process instead.
 """
 
 import logging
@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from django.conf import settings
 
@@ -46,6 +47,26 @@ def watch_parent(pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
+@contextmanager
+def children_allowed():
+    """Celery's prefork pool runs each task in a daemonic process, and multiprocessing refuses
+    children to one, lest they outlive it unwatched. The pool's workers watch the importing
+    process and end with it (watch_parent), so the refusal is lifted while they are started:
+    otherwise every import run by a worker would decode its images on one core. The process's
+    key is billiard's own type there, which multiprocessing will not send to its forkserver;
+    the same bytes go as multiprocessing's type."""
+    config = multiprocessing.current_process()._config
+    saved = {name: config[name] for name in ("daemon", "authkey") if name in config}
+    config["daemon"] = False
+    if "authkey" in config:
+        config["authkey"] = multiprocessing.process.AuthenticationString(bytes(config["authkey"]))
+    try:
+        yield
+    finally:
+        config.pop("daemon", None)
+        config.update(saved)
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -65,6 +86,7 @@ class Checking:
             if future is not None:
                 try:
                     out += future.result()
+                    self.checker.pooled += len(chunk)
                     continue
                 except POOL_FAILURES as exc:
                     self.checker.give_up(exc)
@@ -86,6 +108,7 @@ class ImageChecker:
         self._pool: ProcessPoolExecutor | None = None
         self._usable = self.workers > 1
         self.checked = 0  # images decoded, here or in the pool
+        self.pooled = 0  # of those, decoded in the pool
 
     def start(self, items: list[tuple[bytes, str]]) -> Checking:
         self.checked += len(items)
@@ -96,11 +119,15 @@ class ImageChecker:
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
         futures: list[Future | None] = []
         for chunk in chunks:
-            try:
-                futures.append(pool.submit(verify_and_write, chunk, *self._args()))
-            except POOL_FAILURES as exc:
-                self.give_up(exc)
-                futures.append(None)
+            future = None
+            if self._pool is not None:  # not given up on an earlier chunk
+                try:
+                    # The executor starts its workers as work is submitted.
+                    with children_allowed():
+                        future = pool.submit(verify_and_write, chunk, *self._args())
+                except POOL_FAILURES as exc:
+                    self.give_up(exc)
+            futures.append(future)
         return Checking(self, chunks, futures)
 
     def here(self, items: list[tuple[bytes, str]]) -> list[ImageInfo | str]:
@@ -123,6 +150,13 @@ class ImageChecker:
             except POOL_FAILURES as exc:
                 self.give_up(exc)
         return self._pool
+
+    def summary(self) -> str:
+        """For the import's log line: where its new images were checked."""
+        if not self.checked:
+            return "no new images checked"
+        where = f"{self.pooled} in a pool of {self.workers} processes" if self.pooled else "all here"
+        return f"{self.checked} new images checked, {where}"
 
     def give_up(self, exc: Exception) -> None:
         if self._usable:

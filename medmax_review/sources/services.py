@@ -198,9 +198,10 @@ def records_import(
             total = sum(i.reader.count(i.path) for i in inputs)
             ImportRun.objects.filter(pk=import_run.pk).update(rows_total=total)
         # In strict mode progress writes would be rolled back with everything else.
+        checker = stack.enter_context(ImageChecker())
         importer = Importer(
             project=project, report=report, import_run=import_run, approved=approved,
-            track_progress=not strict, zips=zips, checker=stack.enter_context(ImageChecker()),
+            track_progress=not strict, zips=zips, checker=checker,
         )
         if not strict:
             importer.run(inputs)
@@ -212,7 +213,8 @@ def records_import(
             if report.problems:
                 report.rolled_back = True
                 report.created = report.candidates_created = report.duplicates = 0
-    log.info("import of %s into %s by %s: %s", path.name, project.slug, user, report.summary())
+    log.info("import of %s into %s by %s: %s (%s)", path.name, project.slug, user, report.summary(),
+             checker.summary())
     return report
 
 

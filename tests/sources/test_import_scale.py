@@ -3,6 +3,7 @@ once per run (on every core for a large batch), rows go in with COPY, problems p
 ones are only counted, and progress and the DEBUG query log do not grow with the file."""
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from PIL import Image
 
 from medmax_review.core.bulk_write import rows_insert
 from medmax_review.review.models import Candidate
-from medmax_review.sources import image_verify, importer
+from medmax_review.sources import image_pool, image_verify, importer
 from medmax_review.sources.image_pool import ImageChecker
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.services import ERRORS_KEPT, import_run_create, records_import
@@ -110,6 +111,43 @@ def test_image_checker_falls_back_here_when_the_pool_breaks(db):
         results = checker.start(items).results()
     assert all(isinstance(r, image_verify.ImageInfo) for r in results)
     assert checker._pool is None
+
+
+def test_image_checker_checks_here_when_no_worker_may_start(db, monkeypatch):
+    # Given a process that may not have children (as a daemonic one, were the refusal not
+    # lifted), and more new images than one chunk per worker
+    items = [(png_bytes(color=i), f"{i:064x}") for i in range(70)]
+
+    @contextlib.contextmanager
+    def refused():
+        config = multiprocessing.current_process()._config
+        config["daemon"] = True
+        try:
+            yield
+        finally:
+            config.pop("daemon")
+
+    monkeypatch.setattr(image_pool, "children_allowed", refused)
+
+    # When they are checked
+    with ImageChecker(workers=2) as checker:
+        results = checker.start(items).results()
+
+    # Then every chunk was checked here, none left to a pool given up on
+    assert all(isinstance(r, image_verify.ImageInfo) for r in results)
+    assert (checker.checked, checker.pooled, checker._pool) == (70, 0, None)
+    assert checker.summary() == "70 new images checked, all here"
+
+
+def test_children_allowed_lifts_the_daemon_flag_and_puts_it_back():
+    config = multiprocessing.current_process()._config
+    config["daemon"] = True
+    try:
+        with image_pool.children_allowed():
+            assert not multiprocessing.current_process().daemon
+        assert multiprocessing.current_process().daemon
+    finally:
+        config.pop("daemon")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's; elsewhere INSERTs")
