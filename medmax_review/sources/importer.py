@@ -416,7 +416,8 @@ class Importer:
             records[key] = (pk, values["credential"])
         specs = self._candidate_specs(with_candidates, records) if with_candidates else []
         made = (
-            candidates_create(project=self.project, specs=specs, approved_note=approved_note)
+            candidates_create(project=self.project, specs=specs, approved_note=approved_note,
+                              new_records=ids)
             if specs else []
         )
         # Counted only once the batch is written: a retried batch must not count twice.
