@@ -185,9 +185,12 @@ def objects_insert(*, model, rows: list[dict]) -> list[models.Model]:
     """Insert the rows (as rows_insert) and return them as instances, each with its primary
     key, its defaults and its auto_now timestamps, as bulk_create's would have. Instances are
     built from their values in field order, Django's own path for rows it reads: from keywords
-    they cost three times as much, and an import makes one per row."""
+    they cost three times as much, and an import makes one per row. Rows name fields by
+    attname (`record_id`, not `record`)."""
     if not rows:
         return []
+    if unknown := rows[0].keys() - {f.attname for f in model._meta.concrete_fields}:
+        raise ValueError(f"objects_insert: not attnames of {model.__name__}: {sorted(unknown)}")
     if connection.vendor != "postgresql":
         objs = [model(**row) for row in rows]
         model.objects.bulk_create(objs, batch_size=BATCH_SIZE)

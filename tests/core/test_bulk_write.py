@@ -1,6 +1,7 @@
 import json
 from decimal import Decimal
 
+import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
@@ -57,3 +58,9 @@ def test_rows_add_lets_the_database_number_the_rows(db):
     assert [sha for _, sha, _ in numbered] == [f"{i:064x}" for i in range(3)]
     assert numbered[0][0] == first[0] and numbered[1][0] > first[0]
     assert all(dicom == {} for _, _, dicom in numbered)
+
+
+def test_objects_insert_refuses_a_field_named_other_than_by_attname(db):
+    with pytest.raises(ValueError, match="not attnames of ImageAsset: \\['colour'\\]"):
+        objects_insert(model=ImageAsset, rows=[{**_asset(0), "colour": "red"}])
+    assert not ImageAsset.objects.exists()
