@@ -24,6 +24,16 @@ class InArray(In):
 
     lookup_name = "in_array"
 
+    def get_prep_lookup(self):
+        # A batch's keys come as plain text or integers already; preparing each of thousands
+        # as Django does costs more than the query. Anything else is prepared as usual.
+        if not hasattr(self.rhs, "resolve_expression"):
+            self.rhs = list(self.rhs)
+            plain = str if isinstance(self.lhs.output_field, models.CharField) else int
+            if all(type(value) is plain for value in self.rhs):
+                return self.rhs
+        return super().get_prep_lookup()
+
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))

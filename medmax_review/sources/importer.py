@@ -9,6 +9,7 @@ once a second, not per batch.
 
 import hashlib
 import os
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class Importer:
         self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = float("-inf")  # the first row is shown at once
         self.errors_written = 0
+        self.max_image_bytes = settings.MEDMAX_MAX_IMAGE_BYTES  # read once: settings are slow to read
 
     def run(self, inputs) -> None:
         with gc_frozen():
@@ -205,17 +207,18 @@ class Importer:
         if os.path.isabs(row.image_ref):
             row.error(field_name, f"image path {row.image_ref!r} must be relative to the images folder")
             return None
-        target = self._resolve(base, row.image_ref)
+        target, there = self._resolve(base, row.image_ref)
         if not _inside(target, base):
             row.error(field_name, f"image path {row.image_ref!r} escapes the images folder")
             return None
-        if not self._present(target):
+        if not there and not self._present(target):
             target = self._in_subfolder(base, row.image_ref) or target
         return target
 
-    def _resolve(self, base: str, ref: str) -> str:
-        """base / ref with every link resolved; each folder is resolved once per run (a dataset
-        has a few folders and many files), then only the file itself is checked for a link."""
+    def _resolve(self, base: str, ref: str) -> tuple[str, bool]:
+        """base / ref with every link resolved, and whether it is known to be there; each folder
+        is resolved once per run (a dataset has a few folders and many files), then only the
+        file itself is checked for a link, which tells that it is there too."""
         folder, _, name = ref.replace(os.sep, "/").rpartition("/")
         parent = self.folders.get((base, folder))
         if parent is None:
@@ -224,9 +227,15 @@ class Importer:
             parent = self.folders[base, folder] = os.path.realpath(
                 os.path.join(base, folder)).rstrip(os.sep)
         target = f"{parent}{os.sep}{name}"
-        if name in ("", ".", "..") or os.path.islink(target):
-            return os.path.realpath(os.path.join(base, ref))
-        return target
+        if name in ("", ".", ".."):
+            return os.path.realpath(os.path.join(base, ref)), False
+        try:
+            mode = os.lstat(target).st_mode
+        except (OSError, ValueError):  # not there, or a name the system refuses
+            return target, False
+        if stat.S_ISLNK(mode):
+            return os.path.realpath(os.path.join(base, ref)), False
+        return target, True
 
     def _first_look(self, target: str, ref: str, modality: str) -> _Loaded | _Unsettled | str:
         """A file no row named before, read once: a plain image is kept by its hash."""
@@ -260,9 +269,8 @@ class Importer:
                 return candidate
         return None
 
-    @staticmethod
-    def _load(target: str, ref: str, modality: str) -> _Loaded | _Unsettled | str:
-        limit = settings.MEDMAX_MAX_IMAGE_BYTES
+    def _load(self, target: str, ref: str, modality: str) -> _Loaded | _Unsettled | str:
+        limit = self.max_image_bytes
         try:
             with open(target, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -408,9 +416,12 @@ class Importer:
                 continue
             seen.add(key)
             fresh_keys.append(key)
-            image_id = assets[image.sha256].pk if isinstance(image, CheckedImage) else image
-            fresh.append({**row.record, "project_id": self.project.pk, "image_id": image_id,
-                          "import_run_id": self.import_run.pk if self.import_run else None})
+            # The row's own record, completed in place: a batch written again sets the same.
+            record = row.record
+            record["project_id"] = self.project.pk
+            record["image_id"] = assets[image.sha256].pk if isinstance(image, CheckedImage) else image
+            record["import_run_id"] = self.import_run.pk if self.import_run else None
+            fresh.append(record)
         ids = rows_insert(model=SourceRecord, rows=fresh)
         for key, pk, values in zip(fresh_keys, ids, fresh, strict=True):
             records[key] = (pk, values["credential"])

@@ -347,3 +347,7 @@ def test_in_array_finds_what_in_finds(project):
         == {ids[1], ids[3]}
     assert list(records.filter(external_id__in_array=set())) == []
     assert records.filter(image_id=None, credential__in_array=["no"]).count() == 4
+    # Values not of the column's own type are prepared as Django prepares them for IN
+    assert records.filter(pk__in_array=[str(ids[0])]).count() == records.filter(pk__in=[str(ids[0])]).count() == 1
+    assert set(records.filter(external_id__in_array=(f"e{i}" for i in (0, 2))).values_list("id", flat=True)) \
+        == {ids[0], ids[2]}

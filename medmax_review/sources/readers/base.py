@@ -171,6 +171,9 @@ def fill_record(row: ParsedRow, data: dict, *, stem: str) -> None:
     texts = {}
     for name in TEXT_FIELDS:
         value = data.get(name)
+        if value.__class__ is str:  # nearly every value: no checks to make
+            texts[name] = value.strip()
+            continue
         if isinstance(value, (dict, list)):
             row.error(name, "must be text, not a JSON object or list")
             value = None
