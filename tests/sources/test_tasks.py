@@ -19,6 +19,15 @@ from tests.sources.test_views import _zip_upload
 pytestmark = pytest.mark.worker
 
 
+def _wait_until_finished(run: ImportRun, worker, *, seconds: float) -> None:
+    """Poll the run until the worker has finished it (or the time is up), the worker alive."""
+    deadline = time.monotonic() + seconds
+    while run.status not in (ImportRun.DONE, ImportRun.FAILED) and time.monotonic() < deadline:
+        assert worker.poll() is None, "the worker exited"
+        time.sleep(0.3)
+        run.refresh_from_db()
+
+
 def test_import_upload_runs_in_worker_and_page_shows_report(client, project, admin_user, worker):
     assert client.login(username=admin_user.username, password=PASSWORD)
 
@@ -28,11 +37,7 @@ def test_import_upload_runs_in_worker_and_page_shows_report(client, project, adm
     run = ImportRun.objects.get()
     assert response.status_code == 302
 
-    deadline = time.monotonic() + 60
-    while run.status not in (ImportRun.DONE, ImportRun.FAILED) and time.monotonic() < deadline:
-        assert worker.poll() is None, "the worker exited"
-        time.sleep(0.3)
-        run.refresh_from_db()
+    _wait_until_finished(run, worker, seconds=60)
 
     assert run.status == ImportRun.DONE, run.errors
     assert (run.rows_total, run.rows_done, run.created) == (3, 3, 2)
@@ -59,11 +64,7 @@ def test_import_in_a_prefork_worker_checks_new_images_in_the_pool(project, worke
 
     # When the worker imports it
     run = services.import_run_launch(project=project, upload=upload, fmt="auto", options={})
-    deadline = time.monotonic() + 90
-    while run.status not in (ImportRun.DONE, ImportRun.FAILED) and time.monotonic() < deadline:
-        assert worker.poll() is None, "the worker exited"
-        time.sleep(0.3)
-        run.refresh_from_db()
+    _wait_until_finished(run, worker, seconds=90)
 
     # Then every row is in, and the import's log line says the pool checked the images
     assert run.status == ImportRun.DONE, run.errors
