@@ -109,8 +109,15 @@ class ImageChecker:
         self._usable = self.workers > 1
         self.checked = 0  # images decoded, here or in the pool
         self.pooled = 0  # of those, decoded in the pool
+        # Batches are started by the import's reader and their results taken by its writer,
+        # which gives the pool up if it broke: not while the reader submits to it.
+        self._lock = threading.RLock()
 
     def start(self, items: list[tuple[bytes, str]]) -> Checking:
+        with self._lock:
+            return self._start(items)
+
+    def _start(self, items: list[tuple[bytes, str]]) -> Checking:
         self.checked += len(items)
         pool = self._pool_for(len(items))
         if pool is None:
@@ -159,16 +166,18 @@ class ImageChecker:
         return f"{self.checked} new images checked, {where}"
 
     def give_up(self, exc: Exception) -> None:
-        if self._usable:
-            log.warning("image pool unavailable (%s: %s); checking images in this process",
-                        type(exc).__name__, exc)
-        self._usable = False
-        self.close()
+        with self._lock:
+            if self._usable:
+                log.warning("image pool unavailable (%s: %s); checking images in this process",
+                            type(exc).__name__, exc)
+            self._usable = False
+            self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     def __enter__(self):
         return self

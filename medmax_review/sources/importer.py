@@ -3,13 +3,15 @@ records written with COPY (see core.bulk_write), the candidates MedMax rows carr
 
 Each image file the run has not met is read and hashed once; one query per batch finds which
 hashes are stored already, and only the others are decoded, by the image pool while the next
-batch is read: a batch's rows are written once the next one is in hand. Progress is written
-once a second, not per batch.
+batch is read: a batch's rows are written once the next one is in hand, by a thread of their
+own (core.write_behind) while this one reads on. Progress is written once a second, not per
+batch.
 """
 
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from django.utils import timezone
 
 from medmax_review.core.bulk_write import rows_insert
 from medmax_review.core.gc_frozen import gc_frozen
+from medmax_review.core.write_behind import WriteBehind
 from medmax_review.review.candidates import CandidateSpec, candidates_create
 from medmax_review.sources.image_pool import Checking, ImageChecker
 from medmax_review.sources.images import (
@@ -125,12 +128,16 @@ class Importer:
         self.waiting: deque[tuple] = deque()  # (batch, lookup, approved note), oldest first
         self.batch_bytes = 0  # of image files read for the batch being read
         self.last_progress = float("-inf")  # the first row is shown at once
+        self.progress_lock = threading.Lock()  # progress is written by the reader and the writer
+        self.writes: WriteBehind | None = None
         self.errors_written = 0
         self.max_image_bytes = settings.MEDMAX_MAX_IMAGE_BYTES  # read once: settings are slow to read
 
     def run(self, inputs) -> None:
-        with gc_frozen():
+        with gc_frozen(), WriteBehind() as self.writes:
             self._run(inputs)
+            self.writes.wait()
+        self._progress(force=True)
 
     def _run(self, inputs) -> None:
         batch: list[tuple[ParsedRow, object]] = []
@@ -148,7 +155,6 @@ class Importer:
                 self._flush(batch, approved_note=self._note(source))
                 batch = []
             self._drain()
-        self._progress(force=True)
 
     def _note(self, source) -> str:
         return f"imported as approved from {source.display}" if self.approved else ""
@@ -307,12 +313,15 @@ class Importer:
 
     def _drain(self, *, keep: int = 0) -> None:
         while len(self.waiting) > keep:
-            batch, lookup, approved_note = self.waiting.popleft()
-            # One commit per batch, its new images with its rows: each commit waits for the disk.
-            with transaction.atomic():
-                if lookup is not None:
-                    self._settle(lookup)
-                self._commit(batch, approved_note=approved_note)
+            self.writes.submit(self._store, *self.waiting.popleft())
+
+    def _store(self, batch, lookup: "_Lookup | None", approved_note: str) -> None:
+        # One commit per batch, its new images with its rows: each commit waits for the disk.
+        with transaction.atomic():
+            if lookup is not None:
+                self._settle(lookup)
+            self._commit(batch, approved_note=approved_note)
+        self._progress()
 
     def _look_up(self, pending: list[_Pending]) -> _Lookup | None:
         fresh: dict[str, tuple[bytes, str]] = {}
@@ -377,7 +386,6 @@ class Importer:
         # while someone captures queries (a test counting them turns force_debug_cursor on).
         if settings.DEBUG and not connection.force_debug_cursor:
             connection.queries_log.clear()
-        self._progress()
 
     def _write(self, batch, *, approved_note: str) -> None:
         checked = [(row, c) for row, c in batch if isinstance(c, CheckedImage)]
@@ -471,6 +479,10 @@ class Importer:
         now = time.monotonic()
         if not force and now - self.last_progress < PROGRESS_EVERY:
             return
+        with self.progress_lock:
+            self._progress_write(now)
+
+    def _progress_write(self, now: float) -> None:
         self.last_progress = now
         changes = {"heartbeat_at": timezone.now(), "rows_done": self.report.rows,
                    "created": self.report.created, "duplicates": self.report.duplicates,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from medmax_review.sources import image_pool, image_verify, importer
 from medmax_review.sources.image_pool import ImageChecker
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.services import ERRORS_KEPT, import_run_create, records_import
+from tests.conftest import require_service
 from tests.sources.conftest import demo_row, png_bytes, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -351,3 +353,66 @@ def test_in_array_finds_what_in_finds(project):
     assert records.filter(pk__in_array=[str(ids[0])]).count() == records.filter(pk__in=[str(ids[0])]).count() == 1
     assert set(records.filter(external_id__in_array=(f"e{i}" for i in (0, 2))).values_list("id", flat=True)) \
         == {ids[0], ids[2]}
+
+
+def _write_behind_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("write-behind")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_records_import_outside_a_transaction_writes_behind_in_a_thread(
+    project, image_folder, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
+    monkeypatch.setattr(importer, "BATCH_SIZE", 10)
+    writers = []
+    real_store = importer.Importer._store
+
+    def store(self, batch, *args):
+        writers.append(threading.current_thread().name)
+        return real_store(self, batch, *args)
+
+    monkeypatch.setattr(importer.Importer, "_store", store)
+    run = _run(project)
+    rows = [demo_row(i) for i in range(55)] + [{"id": "bad", "image": "img/0.png", "question": "q?"}]
+    path = write_jsonl(image_folder / "rows.jsonl", rows)
+
+    report = records_import(project=project, path=path, import_run=run)
+
+    # Then every batch was written by the writer thread, all of it committed, progress final
+    assert len(writers) == 6 and all(name.startswith("write-behind") for name in writers)
+    assert (report.created, report.rejected) == (55, 1)
+    assert SourceRecord.objects.filter(project=project).count() == 55
+    stored = ImportRun.objects.get(pk=run.pk)
+    assert (stored.rows_done, stored.created, stored.rejected) == (56, 55, 1)
+    assert not _write_behind_threads()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_records_import_a_failed_batch_write_stops_the_import_and_keeps_earlier_batches(
+    project, image_folder, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
+    monkeypatch.setattr(importer, "BATCH_SIZE", 10)
+    calls = []
+    real_write = importer.Importer._write
+
+    def write(self, batch, **kwargs):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real_write(self, batch, **kwargs)
+
+    monkeypatch.setattr(importer.Importer, "_write", write)
+    path = write_jsonl(image_folder / "rows.jsonl", [demo_row(i) for i in range(60)])
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        records_import(project=project, path=path)
+
+    # Then the two batches before it are whole, nothing after it was written, no thread is left
+    ids = set(SourceRecord.objects.filter(project=project).values_list("external_id", flat=True))
+    assert ids == {f"r{i}" for i in range(20)}
+    assert len(calls) == 3
+    assert not _write_behind_threads()
