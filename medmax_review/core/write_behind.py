@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+THREAD_NAME = "write-behind"
+
 
 class WriteBehind:
     def __init__(self, *, ahead: int = 1, using: str = DEFAULT_DB_ALIAS):
@@ -28,7 +30,7 @@ class WriteBehind:
         self.using = using
         self._pending: deque[Future] = deque()
         self._stopped = False  # set by a failed write, or by the caller's own error
-        self._executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
+        self._executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
                           if self.threaded else None)
 
     def submit(self, write: Callable, *args, **kwargs) -> None:

@@ -136,8 +136,7 @@ class Importer:
     def run(self, inputs) -> None:
         with gc_frozen(), WriteBehind() as self.writes:
             self._run(inputs)
-            self.writes.wait()
-        self._progress(force=True)
+        self._progress(force=True)  # every write is committed once the block is left
 
     def _run(self, inputs) -> None:
         batch: list[tuple[ParsedRow, object]] = []

@@ -7,13 +7,13 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from medmax_review.core.write_behind import WriteBehind
+from medmax_review.core.write_behind import THREAD_NAME, WriteBehind
 from medmax_review.projects.models import Project
 from tests.conftest import require_service
 
 
-def _writers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("write-behind")]
+def writer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]
 
 
 def _backends() -> int:
@@ -44,10 +44,10 @@ def test_writes_run_in_order_on_another_thread_and_commit():
     # each write saw every earlier one, ran on the writer thread, and is committed now
     assert [(slug, count) for slug, _, count in seen] == [(f"p{i}", i) for i in range(6)]
     assert {name for _, name, _ in seen} != {threading.current_thread().name}
-    assert all(name.startswith("write-behind") for _, name, _ in seen)
+    assert all(name.startswith(THREAD_NAME) for _, name, _ in seen)
     assert Project.objects.count() == 6
     # and the thread and its connection are gone
-    assert not _writers()
+    assert not writer_threads()
     assert _backends() == before
 
 
@@ -69,7 +69,7 @@ def test_an_error_reaches_the_caller_and_the_writes_after_it_are_dropped():
         writes.wait()
     assert [slug for slug, _, _ in seen] == ["first"]
     assert list(Project.objects.values_list("slug", flat=True)) == ["first"]
-    assert not _writers()
+    assert not writer_threads()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -92,7 +92,7 @@ def test_an_error_in_the_caller_waits_for_the_running_write_and_drops_the_rest()
     # the running write finished whole; the queued one may have started meanwhile, never half
     slugs = set(Project.objects.values_list("slug", flat=True))
     assert "running" in slugs and slugs <= {"running", "queued"}
-    assert not _writers()
+    assert not writer_threads()
 
 
 @pytest.mark.django_db

@@ -18,12 +18,14 @@ from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from medmax_review.core.bulk_write import rows_insert
+from medmax_review.core.write_behind import THREAD_NAME
 from medmax_review.review.models import Candidate
 from medmax_review.sources import image_pool, image_verify, importer
 from medmax_review.sources.image_pool import ImageChecker
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
 from medmax_review.sources.services import ERRORS_KEPT, import_run_create, records_import
 from tests.conftest import require_service
+from tests.core.test_write_behind import writer_threads
 from tests.sources.conftest import demo_row, png_bytes, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,17 +357,18 @@ def test_in_array_finds_what_in_finds(project):
         == {ids[0], ids[2]}
 
 
-def _write_behind_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("write-behind")]
+@pytest.fixture
+def small_batches_written_behind(monkeypatch):
+    """Batches of 10 rows, on PostgreSQL, where an import outside a transaction writes behind."""
+    if connection.vendor != "postgresql":
+        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
+    monkeypatch.setattr(importer, "BATCH_SIZE", 10)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_records_import_outside_a_transaction_writes_behind_in_a_thread(
-    project, image_folder, monkeypatch
+    project, image_folder, monkeypatch, small_batches_written_behind
 ):
-    if connection.vendor != "postgresql":
-        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
-    monkeypatch.setattr(importer, "BATCH_SIZE", 10)
     writers = []
     real_store = importer.Importer._store
 
@@ -381,21 +384,18 @@ def test_records_import_outside_a_transaction_writes_behind_in_a_thread(
     report = records_import(project=project, path=path, import_run=run)
 
     # Then every batch was written by the writer thread, all of it committed, progress final
-    assert len(writers) == 6 and all(name.startswith("write-behind") for name in writers)
+    assert len(writers) == 6 and all(name.startswith(THREAD_NAME) for name in writers)
     assert (report.created, report.rejected) == (55, 1)
     assert SourceRecord.objects.filter(project=project).count() == 55
     stored = ImportRun.objects.get(pk=run.pk)
     assert (stored.rows_done, stored.created, stored.rejected) == (56, 55, 1)
-    assert not _write_behind_threads()
+    assert not writer_threads()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_records_import_a_failed_batch_write_stops_the_import_and_keeps_earlier_batches(
-    project, image_folder, monkeypatch
+    project, image_folder, monkeypatch, small_batches_written_behind
 ):
-    if connection.vendor != "postgresql":
-        require_service("PostgreSQL (DATABASE_URL=postgres://...)")
-    monkeypatch.setattr(importer, "BATCH_SIZE", 10)
     calls = []
     real_write = importer.Importer._write
 
@@ -415,4 +415,4 @@ def test_records_import_a_failed_batch_write_stops_the_import_and_keeps_earlier_
     ids = set(SourceRecord.objects.filter(project=project).values_list("external_id", flat=True))
     assert ids == {f"r{i}" for i in range(20)}
     assert len(calls) == 3
-    assert not _write_behind_threads()
+    assert not writer_threads()
