@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -212,6 +213,8 @@ class _Build:
         self.scratch: Path | None = None  # images fetched from object storage to be embedded
         self.image_count = 0
         self.read = 0  # rows of the batches done
+        # The current batch's images first met by the read-ahead thread: name -> (file, problem).
+        self.verified: dict[str, tuple[Path, str]] = {}
 
     def beat(self, *, force: bool = False, **changes) -> None:
         """Save the heartbeat and the rows read so far (and `changes`) while this build still
@@ -243,9 +246,8 @@ class _Build:
         self.index = changelog.RowIndex(self.folder, diff=self._diff())
         try:
             # The next batches are fetched while this thread writes the current one.
-            for batch in read_ahead(lambda: selectors.export_batches(
-                project=project, options=options, batch_size=settings.EXPORT_BATCH_SIZE
-            )):
+            for batch, verified in read_ahead(self._batches):
+                self.verified = verified
                 if len(self.checked) > CHECKED_IMAGES:
                     self.checked = {}
                 if len(self.splits) > CHECKED_IMAGES:
@@ -292,6 +294,27 @@ class _Build:
         _write_whole(self.folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
         files.fsync_dir(self.folder)
         return manifest
+
+    def _batches(self) -> Iterator[tuple[list[selectors.ExportRow], dict[str, tuple[Path, str]]]]:
+        """The rows a batch at a time, each batch with the stored images it is the first to
+        name verified (read and hashed): run by the read-ahead thread, so the files are read
+        while the caller writes the batch before."""
+        local = image_files.object_store() is None
+        seen: set[str] = set()
+        for batch in selectors.export_batches(project=self.version.project, options=self.options,
+                                              batch_size=settings.EXPORT_BATCH_SIZE):
+            verified = {}
+            for row in batch if local else ():
+                sha = row.image_sha256
+                if not sha or row.credential == "yes":
+                    continue
+                name = f"{sha}.{row.image_format.lower()}"
+                if name not in seen and _SHA256.match(sha) and _EXT.match(row.image_format.lower()):
+                    seen.add(name)
+                    verified[name] = self._verify(image_files.local_path(row.image_file), sha)
+            if len(seen) > CHECKED_IMAGES:
+                seen = set()
+            yield batch, verified
 
     def _split(self, row: selectors.ExportRow) -> str:
         proportions = self.options["split"]
@@ -410,21 +433,25 @@ class _Build:
         stored = image_files.local_path(row.image_file)
         if stored is None:
             return self._image_fetched(row, name, relative)
-        source = stored.resolve()
-        if not source.is_relative_to(self.media_root):
-            return None, None, "image file lies outside the image store"
-        if self.image_dir is not None:
-            problem = files.place_image(source=source, target=self.image_dir / name, sha256=sha)
-        elif not source.is_file():
-            problem = files.IMAGE_MISSING
-        elif self.embed and files.hash_file(source).sha256 != sha:
-            problem = files.IMAGE_MISMATCH
-        else:
-            problem = ""
-        if problem:
-            return None, None, problem
+        target = self.image_dir / name if self.image_dir is not None else None
+        source = None
+        if target is None or not target.exists():  # there: placed earlier by this build
+            source, problem = self.verified.get(name) or self._verify(stored, sha)
+            if problem:
+                return None, None, problem
+            if target is not None:
+                files.image_put(source=source, target=target)
         self.checked[name] = source if self.embed else None
         return relative, self.checked[name], ""
+
+    def _verify(self, stored: Path, sha: str) -> tuple[Path, str]:
+        """The store's file, resolved, and why it may not be published ("" when it may). Its
+        bytes are hashed whenever they are shipped; with images "none" it need only be there."""
+        source = stored.resolve()
+        if not source.is_relative_to(self.media_root):
+            return source, "image file lies outside the image store"
+        return source, files.image_verify(source=source, sha256=sha,
+                                          hashed=self.image_dir is not None or self.embed)
 
     def _image_fetched(self, row: selectors.ExportRow, name: str,
                        relative: str) -> tuple[str | None, Path | None, str]:

@@ -110,17 +110,21 @@ def hash_file(path: Path) -> FileDigest:
     return FileDigest(digest.hexdigest(), size)
 
 
-def place_image(*, source: Path, target: Path, sha256: str) -> str:
-    """Put one stored image at `target` (hard link, else copy), checked against its hash.
-
-    Returns "" when the image is in place, else the reason it could not be.
-    """
-    if target.exists():
-        return ""
+def image_verify(*, source: Path, sha256: str, hashed: bool = True) -> str:
+    """Why a stored image cannot be published ("" when it can): missing, or (when `hashed`)
+    bytes that are not the ones its hash names."""
     if not source.is_file():
         return IMAGE_MISSING
-    if hash_file(source).sha256 != sha256:
+    if hashed and hash_file(source).sha256 != sha256:
         return IMAGE_MISMATCH
+    return ""
+
+
+def image_put(*, source: Path, target: Path) -> None:
+    """Put a verified image at `target` (hard link, else copy); a target already there is
+    that image already, since names are content hashes."""
+    if target.exists():
+        return
     temp = partial_name(target)
     temp.unlink(missing_ok=True)
     try:
@@ -128,7 +132,6 @@ def place_image(*, source: Path, target: Path, sha256: str) -> str:
     except OSError:
         shutil.copyfile(source, temp)
     os.replace(temp, target)
-    return ""
 
 
 def fetch_image(*, read: Callable[[], bytes], target: Path, sha256: str) -> str:

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -432,6 +433,37 @@ def test_store_path_leaving_media_root_is_refused(project, demo_data):
         "reasons": ["image file lies outside the image store"],
     }]
     assert not (folder / "data.jsonl").exists()
+
+
+def test_store_file_changed_after_import_is_left_out_where_its_bytes_ship(
+        project, vqa_rad, settings, monkeypatch):
+    # given one stored image whose file no longer holds the bytes its hash names
+    candidate = Candidate.objects.filter(project=project).order_by("id")[3]
+    asset = candidate.record.image
+    (Path(settings.MEDIA_ROOT) / asset.file).write_bytes(b"not the image it was")
+    sharing = Candidate.objects.filter(record__image=asset).count()
+    threads = []
+    checked = files.image_verify
+
+    def verify(**kwargs):
+        threads.append(threading.current_thread().name)
+        return checked(**kwargs)
+
+    monkeypatch.setattr(files, "image_verify", verify)
+    # when exported with images copied
+    version, folder = export(project)
+    # then its rows are left out with the reason, and every other image was checked once,
+    # off the exporting thread, while the rows before it were written
+    listed = {e["candidate_id"]: e["reasons"] for e in version.manifest["excluded"]["listed"]}
+    assert listed[candidate.pk] == ["image file does not match its content hash"]
+    assert version.manifest["excluded"]["rows"] == sharing
+    assert version.manifest["images"]["count"] == 74
+    assert not (folder / "images" / f"{asset.sha256}.{asset.format}").exists()
+    assert len(threads) == 75 and set(threads) == {"read-ahead"}
+    # and with images "none" the rows are published: no bytes ship, the file need only be there
+    version, folder = export(project, images="none")
+    assert version.manifest["excluded"]["rows"] == 0
+    assert len(read_jsonl(folder / "data.jsonl")) == 150
 
 
 def test_version_files_listed_names_data_files_and_counts_images(project, vqa_rad):
