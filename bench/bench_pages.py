@@ -229,9 +229,11 @@ def run(server: Server, project: Project, users: list, count: int) -> dict[str, 
 
 
 def plans(project: Project, user) -> list[dict]:
-    """Every SELECT the pages run for one reviewer, with the plan PostgreSQL picks at this size:
-    a sequential scan of a large table would make the page grow with the project."""
+    """Every SELECT the pages run for one reviewer, with the plan PostgreSQL picks at this size
+    and what each sequential scan in it read when run (EXPLAIN ANALYZE, rolled back): a scan
+    that reads the whole of a large table would make the page grow with the project."""
     from django.conf import settings
+    from django.db import transaction
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
@@ -250,15 +252,48 @@ def plans(project: Project, user) -> list[dict]:
             sql = query["sql"]
             if not sql.lstrip().upper().startswith(("SELECT", "WITH")) or "django_session" in sql:
                 continue
-            with connection.cursor() as cur:
-                cur.execute("EXPLAIN " + sql)
+            # Run for real to count what each scan reads; a WITH may hold an UPDATE: undone.
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("EXPLAIN ANALYZE " + sql)
                 plan = [row[0] for row in cur.fetchall()]
-            seq = [line.strip() for line in plan if "Seq Scan" in line]
+                transaction.set_rollback(True)
+            scans = seq_scans(plan)
             found.append({"page": page, "sql": sql[:300], "top": plan[0].strip(),
-                          "seq_scans": seq})
+                          "seq_scans": [scan["node"] for scan in scans], "scans": scans})
     ReviewSlot.objects.filter(project=project, state=ReviewSlot.CLAIMED).update(
         state=ReviewSlot.OPEN, reviewer=None, claimed_at=None, claim_expires_at=None)
     return found
+
+
+_ACTUAL = re.compile(r"\(actual time=[\d.]+\.\.[\d.]+ rows=(\d+) loops=(\d+)\)")
+_REMOVED = re.compile(r"Rows Removed by Filter: (\d+)")
+
+
+def seq_scans(plan: list[str]) -> list[dict]:
+    """Each sequential scan of an EXPLAIN ANALYZE plan: its node, the rows it read (returned
+    plus removed by its filter, over every loop), and whether a LIMIT above it stopped it."""
+    scans = []
+    for i, line in enumerate(plan):
+        if "Seq Scan" not in line:
+            continue
+        actual = _ACTUAL.search(line)
+        rows, loops = (int(actual[1]), int(actual[2])) if actual else (0, 1)
+        depth = len(line) - len(line.lstrip())
+        removed = 0
+        for detail in plan[i + 1:]:  # the node's own lines sit deeper, before the next node
+            if "->" in detail or len(detail) - len(detail.lstrip()) <= depth:
+                break
+            if match := _REMOVED.search(detail):
+                removed = int(match[1])
+        limited, level = False, depth
+        for above in reversed(plan[:i]):  # its ancestors: each less indented than the last
+            indent = len(above) - len(above.lstrip())
+            if indent < level:
+                level = indent
+                limited = limited or above.lstrip().lstrip("-> ").startswith("Limit")
+        scans.append({"node": _ACTUAL.sub("", line).strip(), "rows_read": (rows + removed) * loops,
+                      "under_limit": limited})
+    return scans
 
 
 def pct(values: list[float], q: int) -> float:
@@ -331,7 +366,9 @@ def main() -> None:
     scans = [q for q in query_plans if q["seq_scans"]]
     print(f"\nplans at {large:,}: {len(query_plans)} queries, {len(scans)} with a sequential scan")
     for q in scans:
-        print(f"  {q['page']}: {q['seq_scans'][0]}  <- {q['sql'][:120]}")
+        for scan in q["scans"]:
+            print(f"  {q['page']}: {scan['node']}: read {scan['rows_read']:,} rows"
+                  f"{' (under a LIMIT)' if scan['under_limit'] else ''}  <- {q['sql'][:120]}")
     if args.json:
         args.json.write_text(json.dumps({"workers": WORKERS, "threads": THREADS,
                                          "results": results, "plans": query_plans}, indent=2))

@@ -7,6 +7,7 @@ JSON; this script puts them side by side with the machine and the date.
     .venv/bin/python bench/run_all.py                       # 10k, 100k and 1.47M records
     .venv/bin/python bench/run_all.py --sizes 2000 10000    # a quick look
     .venv/bin/python bench/run_all.py --only pages export   # some of them
+    .venv/bin/python bench/run_all.py --render              # the markdown again, from the JSON
 
 PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are needed; every benchmark uses a
 database of its own, never the app's.
@@ -183,7 +184,11 @@ def _pages_md(f: dict) -> list[str]:
         scans = [q for q in plans if q["seq_scans"]]
         lines += ["", f"Query plans at {sizes[-1]:,}: {len(plans)} queries of one reviewer's pages, "
                   f"{len(scans)} with a sequential scan:", ""]
-        lines += [f"- {q['page']}: `{q['seq_scans'][0]}`" for q in scans]
+        for q in scans:
+            # Runs before EXPLAIN ANALYZE recorded what each scan read give the node alone.
+            lines += [f"- {q['page']}: `{scan['node']}` read {scan['rows_read']:,} rows"
+                      + (", stopped by a LIMIT" if scan["under_limit"] else "")
+                      for scan in q.get("scans", [])] or [f"- {q['page']}: `{q['seq_scans'][0]}`"]
     return lines
 
 
@@ -232,8 +237,14 @@ def main() -> None:
     parser.add_argument("--import-sizes", type=int, nargs="+", help="default: --sizes")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: write the markdown again from the last JSON")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
+    if args.render:
+        args.out.write_text(markdown(json.loads((RESULTS / "benchmarks.json").read_text())))
+        print(f"wrote {args.out}")
+        return
     report = {"machine": machine(), "sizes": args.sizes, "steps": {}}
     earlier = RESULTS / "benchmarks.json"
     if args.only and earlier.exists():  # run again only these; keep the others' figures
