@@ -90,6 +90,15 @@ def _score_value(name: str):
     )
 
 
+def _key_is(qs, path: str, text: str):
+    """Candidates whose JSON value at `path` is the string `text`. On PostgreSQL through ->>,
+    the expression its indexes hold; elsewhere through the JSON key lookup, since SQLite
+    compares a KT expression as JSON and refuses plain text."""
+    if connection.vendor == "postgresql":
+        return qs.alias(key_text=KT(path)).filter(key_text=text)
+    return qs.filter(**{path: text})
+
+
 def candidates_filtered(*, project: Project, filters: BrowseFilters, user) -> QuerySet:
     """Every candidate of the project matching the filters that the user may read (unordered)."""
     return readable_candidates(candidates_matching(project=project, filters=filters), user)
@@ -108,10 +117,9 @@ def candidates_matching(*, project: Project, filters: BrowseFilters) -> QuerySet
     if filters.template_ref:
         qs = qs.filter(template_ref=filters.template_ref)
     if filters.model:
-        # ->> matches the expression of candidate_model_idx.
-        qs = qs.alias(model_name=KT("provenance__model")).filter(model_name=filters.model)
+        qs = _key_is(qs, "provenance__model", filters.model)  # candidate_model_idx on PostgreSQL
     if filters.backend:
-        qs = qs.alias(backend_name=KT("provenance__backend")).filter(backend_name=filters.backend)
+        qs = _key_is(qs, "provenance__backend", filters.backend)
     if filters.source or filters.license:
         records = SourceRecord.objects.filter(project=project)
         if filters.source:
@@ -129,7 +137,7 @@ def candidates_matching(*, project: Project, filters: BrowseFilters) -> QuerySet
             # Containment uses the GIN index candidate_scores_gin.
             qs = qs.filter(scores__contains={name: {"band": filters.band}})
         else:
-            qs = qs.alias(band_value=KT(f"scores__{name}__band")).filter(band_value=filters.band)
+            qs = qs.filter(**{f"scores__{name}__band": filters.band})
     if filters.reason:
         if filters.reason not in dict(REJECT_REASONS):
             raise BrowseError(f"reason: {filters.reason!r} is not a reject reason")
