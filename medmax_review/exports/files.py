@@ -121,10 +121,8 @@ def image_verify(*, source: Path, sha256: str, hashed: bool = True) -> str:
 
 
 def image_put(*, source: Path, target: Path) -> None:
-    """Put a verified image at `target` (hard link, else copy); a target already there is
-    that image already, since names are content hashes."""
-    if target.exists():
-        return
+    """Put a verified image at `target` (hard link, else copy), replacing any file there: names
+    are content hashes, so that file holds the same bytes."""
     temp = partial_name(target)
     temp.unlink(missing_ok=True)
     try:
