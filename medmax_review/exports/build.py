@@ -304,14 +304,15 @@ class _Build:
         for batch in selectors.export_batches(project=self.version.project, options=self.options,
                                               batch_size=settings.EXPORT_BATCH_SIZE):
             verified = {}
+            # Per row only a set lookup: this thread holds the GIL while it runs Python.
             for row in batch if local else ():
                 sha = row.image_sha256
-                if not sha or row.credential == "yes":
+                if not sha or sha in seen or row.credential == "yes":
                     continue
-                name = f"{sha}.{row.image_format.lower()}"
-                if name not in seen and _SHA256.match(sha) and _EXT.match(row.image_format.lower()):
-                    seen.add(name)
-                    verified[name] = self._verify(image_files.local_path(row.image_file), sha)
+                seen.add(sha)  # a hash names one file, whatever its format
+                ext = row.image_format.lower()
+                if _SHA256.match(sha) and _EXT.match(ext):
+                    verified[f"{sha}.{ext}"] = self._verify(image_files.local_path(row.image_file), sha)
             if len(seen) > CHECKED_IMAGES:
                 seen = set()
             yield batch, verified
