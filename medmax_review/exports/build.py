@@ -310,9 +310,9 @@ class _Build:
                 if not sha or sha in seen or row.credential == "yes":
                     continue
                 seen.add(sha)  # a hash names one file, whatever its format
-                ext = row.image_format.lower()
-                if _SHA256.match(sha) and _EXT.match(ext):
-                    verified[f"{sha}.{ext}"] = self._verify(image_files.local_path(row.image_file), sha)
+                name = _image_name(row)
+                if name is not None:
+                    verified[name] = self._verify(image_files.local_path(row.image_file), sha)
             if len(seen) > CHECKED_IMAGES:
                 seen = set()
             yield batch, verified
@@ -429,7 +429,7 @@ class _Build:
         relative = f"{IMAGES_DIR}/{name}"
         if name in self.checked:  # its hash and format were checked with it
             return relative, self.checked[name], ""
-        if not _SHA256.match(sha) or not _EXT.match(ext):
+        if _image_name(row) is None:
             return None, None, "image has no valid content hash or format in the store"
         stored = image_files.local_path(row.image_file)
         if stored is None:
@@ -497,6 +497,12 @@ def _write_whole(path: Path, text: str) -> files.FileDigest:
     handle = files.AtomicFile(path)
     handle.write(text)
     return handle.commit()
+
+
+def _image_name(row: selectors.ExportRow) -> str | None:
+    """images/<name> of the row's stored image, or None when its hash or format is not valid."""
+    sha, ext = row.image_sha256, row.image_format.lower()
+    return f"{sha}.{ext}" if _SHA256.match(sha) and _EXT.match(ext) else None
 
 
 def _split_key(row: selectors.ExportRow) -> str:
