@@ -99,6 +99,7 @@ def _run(size: int, tag: str, stub) -> dict:
 
     stub.requests.clear()
     stub.peak = 0
+    stub.spans.clear()
     project = _records(size, tag)  # the data is there before the job is launched
     started = time.perf_counter()
     job = _launch(size, tag, stub.base_url, project)
@@ -106,8 +107,28 @@ def _run(size: int, tag: str, stub) -> dict:
     wall = time.perf_counter() - started
     job.refresh_from_db()
     assert (job.status, job.done) == (GenerationJob.DONE, size), (job.status, job.error, job.done)
+    first = min(a for a, _ in stub.spans) - started
+    last = max(b for _, b in stub.spans) - started
+    # Where the time beyond the ideal goes: before the first request reaches the server, while
+    # requests are answered, and after the last answer until the job reads done.
     return {"records": size, "wall_s": round(wall, 3), "chunks": job.chunks.count(),
-            "peak_in_flight": stub.peak, "requests": len(stub.requests)}
+            "peak_in_flight": stub.peak, "requests": len(stub.requests),
+            "to_first_request_s": round(first, 3), "requests_s": round(last - first, 3),
+            "after_last_answer_s": round(wall - last, 3)}
+
+
+def _timed(stub) -> None:
+    """Record when each request arrives and is answered (perf_counter, this process's clock)."""
+    answer = stub.default
+    stub.spans = []
+
+    def timed(body):
+        arrived = time.perf_counter()
+        reply = answer(body)
+        stub.spans.append((arrived, time.perf_counter()))
+        return reply
+
+    stub.default = timed
 
 
 def _warm(count: int, size: int, base_url: str) -> None:
@@ -150,6 +171,7 @@ def main():
     from tests.generation.conftest import CountingStub
 
     stub = CountingStub(args.latency, ports=PORTS)
+    _timed(stub)
     settings.LLM_ALLOWED_BASE_URLS = [stub.base_url]
     env["LLM_ALLOWED_BASE_URLS"] = stub.base_url
     call_command("migrate", verbosity=0)
@@ -161,7 +183,8 @@ def main():
     print(f"stub latency {args.latency * 1000:.0f} ms per request; the job keeps "
           f"{args.concurrency} requests in flight; ideal = records x latency / {args.concurrency}")
     print(f"{'workers':>7} {'records':>8} {'chunks':>6} {'ideal s':>8} {'wall s':>8} "
-          f"{'wall/ideal':>10} {'peak in flight':>14}")
+          f"{'wall/ideal':>10} {'peak in flight':>14} {'to 1st s':>8} {'answers s':>9} "
+          f"{'after s':>7}")
     for count in args.workers:
         processes = _workers(count, env, workdir)
         try:
@@ -173,7 +196,9 @@ def main():
                            ratio=round(row["wall_s"] / ideal, 3))
                 rows.append(row)
                 print(f"{count:>7} {size:>8} {row['chunks']:>6} {ideal:>8.2f} "
-                      f"{row['wall_s']:>8.2f} {row['ratio']:>9.2f}x {row['peak_in_flight']:>14}")
+                      f"{row['wall_s']:>8.2f} {row['ratio']:>9.2f}x {row['peak_in_flight']:>14} "
+                      f"{row['to_first_request_s']:>8.2f} {row['requests_s']:>9.2f} "
+                      f"{row['after_last_answer_s']:>7.2f}")
         finally:
             for process in processes:
                 process.terminate()

@@ -8,6 +8,7 @@ walking their two indexes side by side, so a diff of millions of rows holds one 
 memory; only the counters and the first LISTED rows of each kind are kept.
 """
 
+import functools
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -39,8 +40,15 @@ def row_hash(*, text: str, image: str, task: str, source: str, credential: str) 
     The hash of json.dumps([text, image, task, source, credential], ensure_ascii=False), which
     every version's index holds; orjson writes each string's JSON the same way, faster.
     """
-    payload = b", ".join(map(orjson.dumps, (text, image, task, source, credential)))
-    return hashlib.sha256(b"[%s]" % payload).hexdigest()[:20]
+    payload = b"".join((b"[", orjson.dumps(text), b", ", orjson.dumps(image),
+                        _row_hash_tail(task, source, credential)))
+    return hashlib.sha256(payload).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=256)
+def _row_hash_tail(task: str, source: str, credential: str) -> bytes:
+    # Few distinct values: encoded once each, not once per row.
+    return b", " + b", ".join(map(orjson.dumps, (task, source, credential))) + b"]"
 
 
 class RowIndex:
@@ -176,6 +184,10 @@ class IndexDiff:
 
     def add(self, row: IndexRow) -> None:
         a = self.next_old
+        if a is None:  # past the old index's end, or none: added, or not there at all
+            if row.state == IN:
+                self.changes.note("added", row)
+            return
         while a is not None and a.candidate_id < row.candidate_id:
             self._pair(a, None)
             a = next(self.old, None)

@@ -73,6 +73,9 @@ def test_medmax_export_generation_task_puts_image_in_response(project, vqa_rad):
 
 
 def test_manifest_lists_counts_hashes_and_versions(project, vqa_rad):
+    first = Candidate.objects.filter(project=project).order_by("id").first()
+    first.scores = {"grounding": {"value": 0.25, "detail": "3 of 4 terms"}, "length": 1}
+    first.save(update_fields=["scores"])
     version, folder = export(project, provenance=True)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest == version.manifest
@@ -89,6 +92,8 @@ def test_manifest_lists_counts_hashes_and_versions(project, vqa_rad):
     row = read_jsonl(folder / "data.jsonl")[0]
     assert row["model"] == "SmolLM2-135M-Instruct" and row["decision"] == "approve"
     assert row["edited"] is False and row["template_version"] == 2
+    # the scores' values, read from their JSON column
+    assert row["candidate_id"] == first.pk and row["scores"] == {"grounding": 0.25, "length": 1}
 
 
 def test_versions_are_numbered_per_project(project, vqa_rad):
