@@ -9,6 +9,8 @@ import json
 
 from django.db import connection, models
 
+from medmax_review.core.pg_arrays import array_param
+
 BATCH_SIZE = 1000
 
 
@@ -25,18 +27,20 @@ def rows_update(*, objs: list[models.Model], fields: list[str]) -> int:
     table, pk = quote(opts.db_table), quote(opts.pk.column)
     # One array per column, unnested into rows: a handful of parameters whatever the batch
     # size, where a VALUES list would have a placeholder per value to parse and bind.
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in [opts.pk, *targets])
     columns = ", ".join([pk, *(quote(f.column) for f in targets)])
     sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in targets)
-    sql = f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({columns}) WHERE t.{pk} = v.{pk}"
     matched = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objs), BATCH_SIZE):
             batch = objs[start : start + BATCH_SIZE]
-            params = [[obj.pk for obj in batch]]
+            arrays = [array_param([obj.pk for obj in batch], opts.pk.db_type(connection))]
             for f in targets:
-                params.append([_prepared(f, getattr(obj, f.attname)) for obj in batch])
-            cursor.execute(sql, params)
+                arrays.append(array_param([_prepared(f, getattr(obj, f.attname)) for obj in batch],
+                                          f.db_type(connection)))
+            placeholders = ", ".join(placeholder for placeholder, _ in arrays)
+            cursor.execute(
+                f"UPDATE {table} AS t SET {sets} FROM unnest({placeholders}) AS v({columns}) "
+                f"WHERE t.{pk} = v.{pk}", [param for _, param in arrays])
             matched += cursor.rowcount
     return matched
 

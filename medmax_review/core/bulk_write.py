@@ -14,6 +14,8 @@ from django.db import connection, models
 from django.db.models.lookups import In
 from django.utils import timezone
 
+from medmax_review.core.pg_arrays import array_param
+
 BATCH_SIZE = 500  # rows per INSERT where there is no COPY
 
 
@@ -36,7 +38,11 @@ class InArray(In):
 
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+        values = list(self.rhs)
+        # Compared as text for text columns: varchar = text uses the same index.
+        db_type = "text" if isinstance(self.lhs.output_field, models.CharField) else "bigint"
+        placeholder, param = array_param(values, db_type)
+        return f"{lhs} = ANY({placeholder})", (*lhs_params, param)
 
 
 # Text and integer keys; a relation's own lookups stay as Django defines them.
