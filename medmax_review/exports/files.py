@@ -48,7 +48,6 @@ class AtomicFile:
 
     final: Path
     digest: object = field(default_factory=hashlib.sha256)
-    lines: int = 0
 
     def __post_init__(self):
         self.temp = partial_name(self.final)
@@ -65,11 +64,10 @@ class AtomicFile:
         return self._written + self._pending_size
 
     def write(self, text: str | bytes) -> None:
-        """Append text (UTF-8) or bytes; `lines` counts the calls (one row each for JSONL)."""
+        """Append text (UTF-8) or bytes."""
         data = text.encode("utf-8") if isinstance(text, str) else text
         self._pending.append(data)
         self._pending_size += len(data)
-        self.lines += 1
         if self._pending_size >= WRITE_BYTES:
             self._flush()
 
