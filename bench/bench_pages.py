@@ -6,8 +6,8 @@ the dashboard, browser and statistics have every state to count), starts gunicor
 on loopback, and lets N client threads (one HTTP connection and one signed-in session each)
 work like reviewers: open the queue ("next", which claims), the review page, decide (the
 response renders the next claimed candidate), and now and then the candidate browser, the
-project dashboard and the statistics page. Client-side latency per page, p50 and p95, over two
-turns per configuration in which the sizes take turns (forward, then backward), so a drift in
+project dashboard and the statistics page. Client-side latency per page, p50 and p95, over three
+turns per configuration in which the sizes take turns (forward, backward, forward), so a drift in
 the machine's load falls on every size alike.
 
 The limit beside each figure is a static file served by the same gunicorn under the same load:
@@ -49,7 +49,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("next", "review", "decision", "browser", "dashboard", "stats", "static")
 REQUESTS_PER_CONFIG = 400  # per (size, reviewers) and turn: enough for a p95, bounded in time
-PASSES = 2  # turns per (size, reviewers), the sizes in alternating order
+PASSES = 3  # turns per (size, reviewers), the sizes in alternating order
 WORKERS = 2 * (os.cpu_count() or 1)
 THREADS = 8
 
@@ -207,15 +207,17 @@ def run(server: Server, project: Project, users: list, count: int) -> dict[str, 
     barrier = threading.Barrier(count)
     errors = []
 
-    def work(client):
+    def work(index, client):
         try:
             barrier.wait()
             for i in range(rounds):
-                client.round(decisions=4, extras=i % 2 == 0)
+                # Half the clients open the other pages in one round, half in the next: not all
+                # at the instant the barrier lets them go.
+                client.round(decisions=4, extras=(i + index) % 2 == 0)
         except Exception as exc:  # reported after the run
             errors.append(repr(exc))
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=work, args=(n, c)) for n, c in enumerate(clients)]
     for t in threads:
         t.start()
     for t in threads:
