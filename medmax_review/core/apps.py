@@ -6,5 +6,6 @@ class CoreConfig(AppConfig):
     label = "core"
 
     def ready(self):
-        # Connects the sign-in signals to the audit log.
-        from medmax_review.core import audit  # noqa: F401
+        # audit connects the sign-in signals to the audit log; bulk_write registers the
+        # in_array lookup for every module that filters with it, whatever that one imports.
+        from medmax_review.core import audit, bulk_write  # noqa: F401

@@ -6,7 +6,6 @@ import json
 import pytest
 from django.db import connection
 
-from medmax_review.core import bulk_write  # noqa: F401 - registers the in_array lookup
 from medmax_review.core.pg_arrays import array_literal, array_param
 from medmax_review.sources.models import ImageAsset
 
