@@ -156,18 +156,17 @@ def export_batches(
     ).values_list(*_COLUMNS)
     fetched = (_fetched_named if connection.vendor == "postgresql" and connection.in_atomic_block
                else _fetched_django)
-    for batch in fetched(rows, first=min(batch_size, FIRST_BATCH), most=batch_size):
-        if with_scores and connection.vendor == "postgresql":
-            # Fetched past Django, the jsonb column comes as text (Django's loader for it).
-            scores = len(_COLUMNS) - 1
-            batch = [(*row[:scores], _json_or_none(row[scores])) for row in batch]
+    for batch in fetched(rows, first=min(batch_size, FIRST_BATCH), most=batch_size,
+                         with_scores=with_scores):
         yield _rows(batch, project=project)
 
 
-def _fetched_named(rows: QuerySet, *, first: int, most: int) -> Iterator[list[tuple]]:
+def _fetched_named(rows: QuerySet, *, first: int, most: int,
+                   with_scores: bool) -> Iterator[list[tuple]]:
     """The rows through a psycopg named cursor of the transaction's own, in growing fetches.
-    Past Django's per-row iterator: its Python per row held the interpreter the writer needs
-    (the rows need no conversion but the scores' JSON)."""
+    Past Django's per-row iterator: its Python per row held the interpreter the writer needs.
+    The rows need no conversion but the scores, the last column: Django's loader hands jsonb
+    over as text, which its JSONField would decode."""
     sql, params = rows.query.sql_with_params()
     connection.ensure_connection()
     # A cursor is planned for its first rows; JIT compiles for a long run instead and holds
@@ -178,11 +177,15 @@ def _fetched_named(rows: QuerySet, *, first: int, most: int) -> Iterator[list[tu
         cursor.execute(connection.ops.compose_sql(sql, params))
         size = first
         while batch := cursor.fetchmany(size):
+            if with_scores:
+                batch = [(*row[:-1], _json_or_none(row[-1])) for row in batch]
             yield batch
             size = min(most, size * 2)
 
 
-def _fetched_django(rows: QuerySet, *, first: int, most: int) -> Iterator[list[tuple]]:
+def _fetched_django(rows: QuerySet, *, first: int, most: int,
+                    with_scores: bool) -> Iterator[list[tuple]]:
+    # Django's iterator decodes the scores itself: with_scores changes nothing here.
     size, batch = first, []
     for row in rows.iterator(chunk_size=most):
         batch.append(row)
@@ -193,8 +196,8 @@ def _fetched_django(rows: QuerySet, *, first: int, most: int) -> Iterator[list[t
         yield batch
 
 
-def _json_or_none(value):
-    return json.loads(value) if isinstance(value, str) else value
+def _json_or_none(value: str | None):
+    return None if value is None else json.loads(value)
 
 
 def _rows(batch: list[tuple], *, project: Project) -> list[ExportRow]:
