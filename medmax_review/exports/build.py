@@ -268,8 +268,15 @@ class _Build:
                 # With DEBUG on, Django keeps every query's SQL; batches of ids would add up.
                 reset_queries()
             self.beat(force=True)  # still ours: publish
-            digests = self.writer.commit()
-            digests[changelog.ROWS_FILE] = self.index.commit()
+            # Every file but the manifest is synced to disk at once, not one after another.
+            with files.synced_together():
+                digests = self.writer.commit()
+                digests[changelog.ROWS_FILE] = self.index.commit()
+                changes = self.index.diff.finish().as_manifest()
+                digests.update(self._images())
+                empty = [writers.hf_split(n) for n in self.names if n not in self.writer.published]
+                for name, text in self._notices(empty, changes).items():
+                    digests[name] = _write_whole(self.folder / name, text)
         except _Superseded:
             # The temporary names now belong to the build that took over: close, leave them.
             self.writer.close()
@@ -279,11 +286,6 @@ class _Build:
             self.writer.abort()
             self.index.abort()
             raise
-        changes = self.index.diff.finish().as_manifest()
-        digests.update(self._images())
-        empty = [writers.hf_split(n) for n in self.names if n not in self.writer.published]
-        for name, text in self._notices(empty, changes).items():
-            digests[name] = _write_whole(self.folder / name, text)
         files.fsync_dir(self.folder)
         manifest = self.stats.manifest(
             version=self.version, digests=digests, read=self.read, empty_splits=empty,

@@ -38,6 +38,7 @@ from medmax_review.sources.images import (
 from medmax_review.sources.models import ImportRun, SourceRecord
 from medmax_review.sources.readers import dicom, formats
 from medmax_review.sources.readers.base import MISSING_TEXT, ParsedRow, needs_text
+from medmax_review.sources.selectors import records_by_key
 
 # Rows per batch: each batch costs a few round trips and a commit, whatever its size. A batch
 # is also cut once it has read BATCH_IMAGE_BYTES of new image files, to bound memory.
@@ -397,16 +398,11 @@ class Importer:
             },
             dicom={c.sha256: row.dicom for row, c in checked if row.dicom},
         ) if checked else {}
-        keys = {(row.record["source"], row.record["external_id"]) for row, _ in batch}
-        # {key: (id, credential)} of the batch's records, None for those stored before.
-        records: dict[tuple[str, str], tuple[int, str] | None] = {
-            (source, external_id): None
-            for source, external_id in SourceRecord.objects.filter(
-                project=self.project,
-                source__in_array={s for s, _ in keys},
-                external_id__in_array={e for _, e in keys},
-            ).values_list("source", "external_id")
-        }
+        # {key: (id, credential)} of the batch's records, those stored before first.
+        records = records_by_key(
+            project_id=self.project.pk,
+            keys={(row.record["source"], row.record["external_id"]) for row, _ in batch},
+        )
         fresh: list[dict] = []
         fresh_keys: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
@@ -444,20 +440,9 @@ class Importer:
         self.report.candidates_created += len(made)
 
     def _candidate_specs(self, rows, records) -> list[CandidateSpec]:
-        missing = [key for _, key in rows if records[key] is None]
-        known = {}
-        if missing:
-            known = {
-                (source, external_id): (pk, credential)
-                for source, external_id, pk, credential in SourceRecord.objects.filter(
-                    project=self.project,
-                    source__in={s for s, _ in missing},
-                    external_id__in={e for _, e in missing},
-                ).values_list("source", "external_id", "id", "credential")
-            }
         specs = []
         for row, key in rows:
-            record_id, credential = records[key] or known[key]
+            record_id, credential = records[key]
             for candidate in row.candidates:
                 fields = dict(candidate)
                 provenance = {"import_file": row.file, row.unit: row.line,

@@ -1,6 +1,9 @@
-from django.db import connection
+from collections.abc import Collection
+
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
+from medmax_review.core.pg_arrays import array_param
 from medmax_review.projects.access import may_read_credentialed
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
@@ -77,3 +80,50 @@ def record_source_licences(*, project: Project) -> list[tuple[str, str]]:
             return cursor.fetchall()
     return list(SourceRecord.objects.filter(project=project).values_list("source", "license")
                 .distinct().order_by("source", "license"))
+
+
+# One descent of record_unique_external_id per key, whatever the planner believes: while an
+# import grows a project by millions of rows its statistics lag behind (they may say the
+# project holds a dozen records), and then it would rather read every record of the source
+# through record_filter_idx and filter or sort them, once per batch. The first record at or
+# after each key in the unique index's order is read, and kept when it is that key; with
+# sorting turned off for this one query, only that index can give the order.
+_KEYS_SQL = """
+SELECT k.source, k.external_id, r.id, r.credential
+FROM unnest({sources}, {external_ids}) AS k(source, external_id)
+CROSS JOIN LATERAL (
+    SELECT id, credential, source, external_id FROM sources_sourcerecord
+    WHERE project_id = %s AND (source, external_id) >= (k.source, k.external_id)
+    ORDER BY source, external_id
+    LIMIT 1
+) AS r
+WHERE r.source = k.source AND r.external_id = k.external_id
+"""
+
+
+def records_by_key(
+    *, project_id: int, keys: Collection[tuple[str, str]],
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """{(source, external_id): (id, credential)} of the project's records among these keys."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    if connection.vendor == "postgresql":
+        sources, source_param = array_param([s for s, _ in keys], "text")
+        external_ids, external_param = array_param([e for _, e in keys], "text")
+        # The setting is local to the transaction (one is begun if none is open) and put back.
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('enable_sort'), "
+                           "set_config('enable_sort', 'off', true)")
+            [(sorting, _)] = cursor.fetchall()
+            cursor.execute(_KEYS_SQL.format(sources=sources, external_ids=external_ids),
+                           [source_param, external_param, project_id])
+            found = cursor.fetchall()
+            cursor.execute("SELECT set_config('enable_sort', %s, true)", [sorting])
+        return {(source, external_id): (pk, credential)
+                for source, external_id, pk, credential in found}
+    wanted = set(keys)
+    found = SourceRecord.objects.filter(
+        project_id=project_id, source__in={s for s, _ in keys}, external_id__in={e for _, e in keys},
+    ).values_list("source", "external_id", "id", "credential")
+    return {(s, e): (pk, c) for s, e, pk, c in found if (s, e) in wanted}

@@ -322,6 +322,50 @@ def test_partial_file_is_hidden_until_commit(tmp_path):
     assert digest.size == 8 and not (tmp_path / ".train.jsonl.partial").exists()
 
 
+def test_files_committed_together_are_synced_at_once_each_before_its_rename(tmp_path, monkeypatch):
+    # given syncs that take a while, watched for overlap and for the file's final name
+    lock, running, seen = threading.Lock(), [0], {"overlap": 0, "renamed_early": []}
+    finals = {}
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        with lock:
+            running[0] += 1
+            seen["overlap"] = max(seen["overlap"], running[0])
+        threading.Event().wait(0.2)
+        name = finals[os.readlink(f"/proc/self/fd/{fd}")]
+        if name.exists():
+            seen["renamed_early"].append(name)
+        real_fsync(fd)
+        with lock:
+            running[0] -= 1
+
+    monkeypatch.setattr(files.os, "fsync", slow_fsync)
+    handles = [files.AtomicFile(tmp_path / f"{n}.jsonl") for n in ("train", "val", "test")]
+    for handle in handles:
+        finals[str(handle.temp)] = handle.final
+        handle.write("{}\n")
+    # when committed inside one block
+    with files.synced_together():
+        digests = [handle.commit() for handle in handles]
+    # then the syncs overlapped, none was renamed before its sync, all are published at its end
+    assert seen["overlap"] == 3 and seen["renamed_early"] == []
+    assert all((tmp_path / f"{n}.jsonl").read_bytes() == b"{}\n" for n in ("train", "val", "test"))
+    assert [d.size for d in digests] == [3, 3, 3]
+
+
+def test_a_failed_sync_is_raised_when_the_block_ends(tmp_path, monkeypatch):
+    def failing(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(files.os, "fsync", failing)
+    handle = files.AtomicFile(tmp_path / "train.jsonl")
+    handle.write("{}\n")
+    with pytest.raises(OSError, match="disk gone"), files.synced_together():
+        handle.commit()
+    assert not (tmp_path / "train.jsonl").exists()
+
+
 def test_archive_images_is_deterministic(project, vqa_rad, tmp_path):
     import tarfile
 
