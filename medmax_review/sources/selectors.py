@@ -1,9 +1,10 @@
 from collections.abc import Collection
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from medmax_review.core.pg_arrays import array_param
+from medmax_review.core.pg_settings import setting_for_statements
 from medmax_review.projects.access import may_read_credentialed
 from medmax_review.projects.models import Project
 from medmax_review.sources.models import ImageAsset, ImportRun, SourceRecord
@@ -111,19 +112,15 @@ def records_by_key(
     if connection.vendor == "postgresql":
         sources, source_param = array_param([s for s, _ in keys], "text")
         external_ids, external_param = array_param([e for _, e in keys], "text")
-        # The setting is local to the transaction (one is begun if none is open) and put back.
-        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('enable_sort'), "
-                           "set_config('enable_sort', 'off', true)")
-            [(sorting, _)] = cursor.fetchall()
+        with setting_for_statements("enable_sort", "off"), connection.cursor() as cursor:
             cursor.execute(_KEYS_SQL.format(sources=sources, external_ids=external_ids),
                            [source_param, external_param, project_id])
             found = cursor.fetchall()
-            cursor.execute("SELECT set_config('enable_sort', %s, true)", [sorting])
         return {(source, external_id): (pk, credential)
                 for source, external_id, pk, credential in found}
     wanted = set(keys)
     found = SourceRecord.objects.filter(
-        project_id=project_id, source__in={s for s, _ in keys}, external_id__in={e for _, e in keys},
+        project_id=project_id, source__in_array={s for s, _ in keys},
+        external_id__in_array={e for _, e in keys},
     ).values_list("source", "external_id", "id", "credential")
     return {(s, e): (pk, c) for s, e, pk, c in found if (s, e) in wanted}
